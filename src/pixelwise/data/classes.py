@@ -1,0 +1,160 @@
+"""Class names, display colours and the ignore index of a dataset.
+
+A dataset's classes come from a ``classes.yaml`` beside the data or from a built-in preset::
+
+    classes:                      # index = position in this list
+      - {name: sky, color: [128, 128, 128]}
+      - {name: building, color: [128, 0, 0]}
+    ignore_index: 11              # optional: a mask value that loss and metrics skip
+
+>>> spec = get_preset("camvid")
+>>> spec.num_classes, spec.names[3], spec.ignore_index
+(11, 'road', 11)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pixelwise.errors import ConfigError, DataError
+
+# Masks are stored as uint8 inside the pipeline; 255 marks "ignore" there, so at most 255 classes.
+MAX_CLASSES = 255
+
+
+class ClassInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    color: tuple[int, int, int]
+
+    @field_validator("color")
+    @classmethod
+    def _in_range(cls, v: tuple[int, int, int]) -> tuple[int, int, int]:
+        if not all(0 <= c <= 255 for c in v):
+            raise ValueError(f"colour {list(v)} has a component outside 0..255")
+        return v
+
+
+class ClassSpec(BaseModel):
+    """The classes of a dataset: ``classes[i]`` is the class of mask value ``i``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    classes: list[ClassInfo] = Field(min_length=1)
+    ignore_index: int | None = None
+
+    @field_validator("classes")
+    @classmethod
+    def _not_too_many(cls, v: list[ClassInfo]) -> list[ClassInfo]:
+        if len(v) > MAX_CLASSES:
+            raise ValueError(f"{len(v)} classes; pixelwise supports at most {MAX_CLASSES}")
+        return v
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    @property
+    def palette(self) -> np.ndarray:
+        """``(num_classes, 3)`` uint8 RGB colours, row ``i`` for class ``i``."""
+        return np.array([c.color for c in self.classes], dtype=np.uint8)
+
+    @classmethod
+    def from_lists(
+        cls, names: list[str], colors: list[tuple[int, int, int]] | None = None, ignore_index: int | None = None
+    ) -> ClassSpec:
+        colors = colors or default_palette(len(names))
+        return cls(
+            classes=[ClassInfo(name=n, color=tuple(c)) for n, c in zip(names, colors, strict=True)],
+            ignore_index=ignore_index,
+        )
+
+    def to_yaml(self, path: str | Path) -> None:
+        data = {"classes": [{"name": c.name, "color": list(c.color)} for c in self.classes]}
+        if self.ignore_index is not None:
+            data["ignore_index"] = self.ignore_index
+        Path(path).write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+
+
+def default_palette(n: int) -> list[tuple[int, int, int]]:
+    """Distinct colours for ``n`` classes (the Pascal VOC bit-interleaving scheme)."""
+    colors = []
+    for i in range(n):
+        r = g = b = 0
+        c = i + 1  # start at 1 so class 0 is not black, which reads as "void" to most users
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        colors.append((r, g, b))
+    return colors
+
+
+def load_classes(path: str | Path) -> ClassSpec:
+    """Read and validate a ``classes.yaml``; errors name the file and the bad entry."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: classes file not found; write one or pass --classes PRESET") from None
+    except yaml.YAMLError as e:
+        raise DataError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    try:
+        return ClassSpec.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise DataError(f"{path}: {where}: {err['msg']} (see the classes.yaml schema in the README)") from None
+
+
+_CAMVID = [
+    ("sky", (128, 128, 128)),
+    ("building", (128, 0, 0)),
+    ("pole", (192, 192, 128)),
+    ("road", (128, 64, 128)),
+    ("pavement", (60, 40, 222)),
+    ("tree", (128, 128, 0)),
+    ("sign", (192, 128, 128)),
+    ("fence", (64, 64, 128)),
+    ("car", (64, 0, 128)),
+    ("pedestrian", (64, 64, 0)),
+    ("bicyclist", (0, 128, 192)),
+]
+
+PRESETS: dict[str, ClassSpec] = {
+    "camvid": ClassSpec.from_lists([n for n, _ in _CAMVID], [c for _, c in _CAMVID], ignore_index=11),
+    "binary": ClassSpec.from_lists(["background", "foreground"], [(0, 0, 0), (255, 255, 255)]),
+}
+
+
+def register_preset(name: str, spec: ClassSpec) -> None:
+    PRESETS[name] = spec
+
+
+def get_preset(name: str) -> ClassSpec:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown class preset '{name}'; choose one of {', '.join(sorted(PRESETS))} "
+                          "or give a path to a classes.yaml")
+    return PRESETS[name]
+
+
+def resolve_classes(value: str | Path | None, data_root: Path | None = None) -> ClassSpec | None:
+    """``--classes`` as given (preset name or yaml path), else ``classes.yaml`` beside the data."""
+    if value is not None:
+        text = str(value)
+        if text in PRESETS:
+            return PRESETS[text]
+        if text.endswith((".yaml", ".yml")) or Path(text).exists():
+            return load_classes(text)
+        return get_preset(text)
+    if data_root is not None and (data_root / "classes.yaml").is_file():
+        return load_classes(data_root / "classes.yaml")
+    return None

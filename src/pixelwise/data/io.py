@@ -1,0 +1,79 @@
+"""Reading and writing images and masks, with errors that name the file.
+
+>>> import numpy as np, tempfile, os
+>>> path = os.path.join(tempfile.mkdtemp(), "m.png")
+>>> write_png(path, np.zeros((4, 5), np.uint8))
+>>> read_mask(path).shape
+(4, 5)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from pixelwise.errors import DataError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff")
+
+# OpenCV would spawn its own threads inside every DataLoader worker; the workers are the parallelism.
+cv2.setNumThreads(0)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as ``(H, W, 3)`` uint8 RGB (grey and RGBA images are converted)."""
+    data = np.fromfile(str(path), dtype=np.uint8) if os.path.isfile(path) else None
+    if data is None:
+        raise DataError(f"{path}: image file not found")
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise DataError(f"{path}: cannot decode this image (corrupt or not an image); replace or remove it")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """A label mask as ``(H, W)`` integers: the stored index values, never palette colours.
+
+    PIL keeps the indices of palette ("P" mode) PNGs, as Pascal VOC style masks need.
+    """
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("RGB", "RGBA"):
+                raise DataError(f"{path}: mask is a colour image; index masks hold one class id per pixel "
+                                "(use a colour-mask format with a palette)")
+            mask = np.asarray(im)
+    except FileNotFoundError:
+        raise DataError(f"{path}: mask file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"{path}: cannot decode this mask ({e.__class__.__name__}); replace or remove it") from None
+    if mask.ndim != 2:
+        raise DataError(f"{path}: mask has shape {mask.shape}; expected a single-channel image")
+    return mask
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(height, width)`` read from the file header only (cheap)."""
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise DataError(f"{path}: cannot read this file as an image (corrupt?); replace or remove it") from None
+    return height, width
+
+
+def write_png(path: str | Path, array: np.ndarray) -> None:
+    """Write an index mask (H, W) or an RGB image (H, W, 3) as PNG, atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.png")
+    if array.ndim == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    if not cv2.imwrite(str(tmp), array):
+        raise DataError(f"{path}: could not write this file (is the folder writable?)")
+    os.replace(tmp, path)

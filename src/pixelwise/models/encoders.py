@@ -1,0 +1,94 @@
+"""Pretrained-capable encoders from timm, with offline-first weight loading.
+
+``encoder_weights`` is ``None`` (random init; never touches the network), a local file
+(``.safetensors`` or ``.pth``, loaded with ``weights_only=True``), or ``"imagenet"`` (timm's
+resolution: the local Hugging Face / torch hub caches, the hub only when online).
+
+>>> enc = TimmEncoder("resnet18", in_channels=3, weights=None)
+>>> enc.channels, enc.reductions
+([64, 64, 128, 256, 512], [2, 4, 8, 16, 32])
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn as nn
+from safetensors.torch import load_file
+
+from pixelwise.errors import CheckpointError, ConfigError
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from ``.safetensors`` or a torch file; never unpickles arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or foreign files raise many different types
+        raise CheckpointError(f"{path}: cannot read weights ({e.__class__.__name__}); the file is corrupt, "
+                              "truncated or not a state dict") from None
+    for key in ("state_dict", "model"):  # common wrappers around the actual state dict
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def _hub_locations() -> str:
+    from huggingface_hub import constants
+
+    return f"Hugging Face cache {constants.HF_HUB_CACHE}, torch hub {Path(torch.hub.get_dir()) / 'checkpoints'}"
+
+
+class TimmEncoder(nn.Module):
+    """A timm ``features_only`` backbone returning features from shallow to deep."""
+
+    def __init__(self, name: str, in_channels: int = 3, weights: str | None = None, depth: int = 5) -> None:
+        super().__init__()
+        if name not in timm.list_models():
+            raise ConfigError(f"unknown encoder '{name}'; see timm.list_models() for the names")
+        pretrained = weights == "imagenet"
+        try:
+            self.model = timm.create_model(name, features_only=True, out_indices=tuple(range(depth)),
+                                           in_chans=in_channels, pretrained=pretrained)
+        except (OSError, RuntimeError, ValueError) as e:
+            if not pretrained:
+                raise
+            offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True")
+            raise CheckpointError(
+                f"ImageNet weights for encoder '{name}' not found locally ({_hub_locations()})"
+                f"{' and HF_HUB_OFFLINE is set' if offline else ' and the download failed'}: {e.__class__.__name__}; "
+                "pass --encoder-weights PATH to a local .safetensors/.pth file or none") from None
+        if weights not in (None, "none", "imagenet"):
+            self.load_weights(weights)
+        self.channels: list[int] = self.model.feature_info.channels()
+        self.reductions: list[int] = self.model.feature_info.reduction()
+
+    def load_weights(self, path: str | Path) -> None:
+        """Load a classifier or encoder state dict from a local file (classifier keys are skipped)."""
+        state = read_state_dict(path)
+        own = self.model.state_dict()
+        first_conv = next((k for k, v in own.items() if v.ndim == 4), None)
+        if first_conv in state and state[first_conv].shape[1] != own[first_conv].shape[1]:
+            # Grayscale or multispectral input: timm's rule sums or repeats the RGB filters.
+            state[first_conv] = timm.models.adapt_input_conv(own[first_conv].shape[1], state[first_conv])
+        missing = [k for k in own if k not in state]
+        if missing:
+            raise CheckpointError(f"{path}: does not fit this encoder ({len(missing)} weights missing, e.g. "
+                                  f"'{missing[0]}'); is it a checkpoint of another architecture?")
+        wrong = [k for k, v in own.items() if state[k].shape != v.shape]
+        if wrong:
+            raise CheckpointError(f"{path}: weight '{wrong[0]}' has shape {tuple(state[wrong[0]].shape)}, the "
+                                  f"encoder needs {tuple(own[wrong[0]].shape)}; is it another model size?")
+        self.model.load_state_dict({k: state[k] for k in own})
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.model(x)

@@ -1,0 +1,110 @@
+"""U-Net: the classic network of Ronneberger et al. (2015), and the same decoder over a timm encoder.
+
+Classic (``encoder=None``): ``depth`` encoder blocks of two 3x3 convs with ``f, 2f, 4f, ...`` filters
+and 2x2 max-pooling, a bottleneck of ``2**depth * f`` filters, dropout 0.1 / 0.3 on the deepest block
+and the bottleneck, and a decoder of 2x2 transposed convs, skip concatenation and two 3x3 convs.
+With ``encoder="resnet34"`` (any timm model) the encoder is that backbone's feature pyramid.
+
+Any input size works: the input is padded to the multiple the network needs and the logits are
+cropped back, so ``forward`` returns ``(N, num_classes, H, W)`` for every ``H, W``.
+
+>>> import torch
+>>> model = UNet(num_classes=3, base_filters=4).eval()
+>>> model(torch.zeros(1, 3, 67, 93)).shape
+torch.Size([1, 3, 67, 93])
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from pixelwise.models.blocks import DoubleConv, UNetDecoder, pad_to_multiple
+from pixelwise.models.encoders import TimmEncoder
+from pixelwise.models.registry import register_model
+
+
+class ClassicEncoder(nn.Module):
+    """The contracting path: returns the skip features (shallow to deep) and the bottleneck."""
+
+    def __init__(self, in_channels: int, base_filters: int, depth: int, batch_norm: bool, activation: str,
+                 dropout: bool) -> None:
+        super().__init__()
+        widths = [base_filters * 2**i for i in range(depth)]
+        self.blocks = nn.ModuleList()
+        for i, width in enumerate(widths):
+            deepest = i == depth - 1
+            self.blocks.append(DoubleConv(in_channels if i == 0 else widths[i - 1], width, batch_norm, activation,
+                                          dropout=0.1 if (dropout and deepest) else 0.0))
+        self.pool = nn.MaxPool2d(2)
+        self.bottleneck = DoubleConv(widths[-1], widths[-1] * 2, batch_norm, activation,
+                                     dropout=0.3 if dropout else 0.0)
+        self.channels = widths
+        self.bottom_channels = widths[-1] * 2
+
+    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        skips = []
+        for block in self.blocks:
+            x = block(x)
+            skips.append(x)
+            x = self.pool(x)
+        return skips, self.bottleneck(x)
+
+
+class UNet(nn.Module):
+    def __init__(
+        self,
+        num_classes: int = 2,
+        in_channels: int = 3,
+        base_filters: int = 64,
+        depth: int = 5,
+        batch_norm: bool = True,
+        activation: str = "relu",
+        dropout: bool = True,
+        encoder: str | None = None,
+        encoder_weights: str | None = None,
+        decoder_channels: list[int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        if encoder is None:
+            self.encoder: nn.Module = ClassicEncoder(in_channels, base_filters, depth, batch_norm, activation, dropout)
+            skips = self.encoder.channels[::-1]
+            decoder_channels = decoder_channels or skips
+            bottom = self.encoder.bottom_channels
+            self.multiple = 2**depth
+        else:
+            self.encoder = TimmEncoder(encoder, in_channels, encoder_weights, depth)
+            # timm's shallowest feature is at stride 2, so the last decoder block has no skip.
+            skips = [*self.encoder.channels[-2::-1], 0]
+            decoder_channels = decoder_channels or [256, 128, 64, 32, 16][:depth]
+            bottom = self.encoder.channels[-1]
+            self.multiple = self.encoder.reductions[-1]
+        self.decoder = UNetDecoder(bottom, skips, list(decoder_channels), batch_norm, activation)
+        self.head = nn.Conv2d(decoder_channels[-1], num_classes, kernel_size=1)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+        """Bottom feature and the skips from deep to shallow."""
+        if isinstance(self.encoder, ClassicEncoder):
+            skips, bottom = self.encoder(x)
+            return bottom, skips[::-1]
+        features = self.encoder(x)
+        return features[-1], [*features[-2::-1], None]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, (h, w) = pad_to_multiple(x, self.multiple)
+        bottom, skips = self.encode(x)
+        logits = self.head(self.decoder(bottom, skips))
+        if logits.shape[-2:] != x.shape[-2:]:  # encoders whose first stride differs from the decoder's steps
+            logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return logits[..., :h, :w]
+
+
+@register_model
+def unet(num_classes: int = 2, in_channels: int = 3, base_filters: int = 64, depth: int = 5,
+         batch_norm: bool = True, activation: str = "relu", dropout: bool = True, encoder: str | None = None,
+         encoder_weights: str | None = None, decoder_channels: list[int] | None = None) -> UNet:
+    """U-Net; classic by default, over a timm backbone with ``encoder=NAME``."""
+    return UNet(num_classes, in_channels, base_filters, depth, batch_norm, activation, dropout, encoder,
+                encoder_weights, decoder_channels)
