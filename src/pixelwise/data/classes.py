@@ -44,7 +44,7 @@ class ClassSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     classes: list[ClassInfo] = Field(min_length=1)
-    ignore_index: int | None = None
+    ignore_index: int | None = Field(None, ge=0, le=65535)
 
     @field_validator("classes")
     @classmethod
@@ -111,7 +111,7 @@ def load_classes(path: str | Path) -> ClassSpec:
         return ClassSpec.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
+        where = ".".join(str(p) for p in err["loc"]) or "top level"
         raise DataError(f"{path}: {where}: {err['msg']} (see the classes.yaml schema in the README)") from None
 
 

@@ -7,10 +7,9 @@
 
 >>> import tempfile
 >>> root = Path(tempfile.mkdtemp())
+>>> (root / "images").mkdir()
 >>> detect_format(root)
-Traceback (most recent call last):
-...
-pixelwise.errors.DataError: ...: no dataset layout recognised; expected images/ + masks/ (folders) or train/ + trainannot/ (camvid)
+'folders'
 """
 
 from __future__ import annotations
@@ -95,7 +94,13 @@ def _index_folders(root: Path) -> dict[str, list[Sample]]:
 
 
 def _read_list(path: Path) -> list[str]:
-    return [Path(line.strip()).stem for line in path.read_text().splitlines() if line.strip()]
+    """Stems from a split file; lines may be bare stems ("frame.001") or file names ("frame.001.png")."""
+    stems = []
+    for line in path.read_text().splitlines():
+        name = Path(line.strip()).name
+        if name:
+            stems.append(Path(name).stem if name.lower().endswith(IMAGE_EXTENSIONS) else name)
+    return stems
 
 
 def _index_camvid(root: Path) -> dict[str, list[Sample]]:
@@ -126,8 +131,13 @@ def detect_format(root: Path) -> str:
                     "or train/ + trainannot/ (camvid)")
 
 
-def open_dataset(root: str | Path, format: str = "auto", classes: str | Path | None = None) -> DatasetIndex:
-    """Find the samples and classes of the dataset at ``root``."""
+def open_dataset(root: str | Path, format: str = "auto", classes: str | Path | ClassSpec | None = None
+                 ) -> DatasetIndex:
+    """Find the samples and classes of the dataset at ``root``.
+
+    ``classes`` is a preset name, a classes.yaml path or a :class:`ClassSpec`; by default the
+    ``classes.yaml`` beside the data, else the format's preset.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found; check --data (it must be a folder)")
@@ -136,7 +146,7 @@ def open_dataset(root: str | Path, format: str = "auto", classes: str | Path | N
     if format not in FORMATS:
         raise ConfigError(f"unknown --format '{format}'; choose one of auto, {', '.join(FORMATS)}")
     fmt = FORMATS[format]
-    spec = resolve_classes(classes, root)
+    spec = classes if isinstance(classes, ClassSpec) else resolve_classes(classes, root)
     if spec is None and fmt.default_classes:
         spec = get_preset(fmt.default_classes)
     if spec is None:

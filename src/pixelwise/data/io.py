@@ -30,7 +30,8 @@ def read_image(path: str | Path) -> np.ndarray:
     data = np.fromfile(str(path), dtype=np.uint8) if os.path.isfile(path) else None
     if data is None:
         raise DataError(f"{path}: image file not found")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    # Pixels as stored: masks are never EXIF-rotated, so their images must not be either.
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
     if image is None:
         raise DataError(f"{path}: cannot decode this image (corrupt or not an image); replace or remove it")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -47,6 +48,8 @@ def read_mask(path: str | Path) -> np.ndarray:
                 raise DataError(f"{path}: mask is a colour image; index masks hold one class id per pixel "
                                 "(use a colour-mask format with a palette)")
             mask = np.asarray(im)
+            if mask.dtype == bool:  # 1-bit PNGs: binary masks stored as 0/1
+                mask = mask.astype(np.uint8)
     except FileNotFoundError:
         raise DataError(f"{path}: mask file not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:

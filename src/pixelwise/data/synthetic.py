@@ -6,7 +6,7 @@ texture (window grids, paving joints, leaf blotches, asphalt grain), shape (cars
 context (sky above the horizon, road below it, pavement beside the road) to label pixels.
 
 >>> image, mask = make_scene(np.random.default_rng(0), 96, 128)
->>> image.shape, mask.shape, int(mask.max()) < len(CLASSES)
+>>> image.shape, mask.shape, int(mask.max()) < CLASSES.num_classes
 ((96, 128, 3), (96, 128), True)
 """
 
@@ -149,12 +149,16 @@ def write_dataset(root: str | Path, n_train: int = 320, n_val: int = 64, height:
         return root
     rng = np.random.default_rng(seed)
     for split, n in (("train", n_train), ("val", n_val)):
-        (root / "images" / split).mkdir(parents=True, exist_ok=True)
-        (root / "masks" / split).mkdir(parents=True, exist_ok=True)
+        for kind in ("images", "masks"):
+            (root / kind / split).mkdir(parents=True, exist_ok=True)
+            for old in (root / kind / split).glob(f"{split}_*.png"):  # from a run with other settings
+                old.unlink()
         for i in range(n):
             image, mask = make_scene(rng, height, width)
             write_png(root / "images" / split / f"{split}_{i:04d}.png", image)
             write_png(root / "masks" / split / f"{split}_{i:04d}.png", mask)
     CLASSES.to_yaml(root / "classes.yaml")
+    for old in root.glob(".complete-*"):
+        old.unlink()
     marker.touch()
     return root

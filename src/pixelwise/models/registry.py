@@ -55,3 +55,9 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     model.model_name = name
     model.init_kwargs = dict(kwargs)
     return model
+
+
+def describe_model(name: str) -> str:
+    """The first line of a model factory's docstring."""
+    doc = (_MODELS[name].__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""

@@ -124,9 +124,10 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[nn.Module, C
 def load_model(path: str | Path, device: str = "cpu") -> nn.Module:
     """The model of a checkpoint, in eval mode, with its metadata as ``model.meta``.
 
-    >>> load_model("missing.safetensors")
-    Traceback (most recent call last):
-    ...
-    pixelwise.errors.CheckpointError: missing.safetensors: checkpoint not found; pass the .safetensors file a training run wrote
+    >>> try:
+    ...     load_model("missing.safetensors")
+    ... except CheckpointError as e:
+    ...     print(e)
+    missing.safetensors: checkpoint not found; pass the .safetensors file a training run wrote
     """
     return load_checkpoint(path, device)[0]

@@ -1,0 +1,206 @@
+"""The ``pixelwise`` command: a thin layer over the library (typer).
+
+Every user-fixable problem ends as one ``error: ...`` line on stderr and a non-zero exit
+(2 for bad input or options, 130 when interrupted), never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from typer.exceptions import TyperException
+
+from pixelwise.errors import PixelwiseError, one_line
+
+app = typer.Typer(
+    name="pixelwise",
+    help="Semantic segmentation from one command: train, evaluate, predict.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+# Recent typer vendors its own copy of click; older releases raise click's own exceptions.
+CLICK_EXIT = (typer.Exit, click.exceptions.Exit)
+CLICK_ABORT = (typer.Abort, click.exceptions.Abort)
+CLICK_ERRORS: tuple[type[Exception], ...] = (click.ClickException, TyperException)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/demo-<time>).")] = None,
+    time_budget: Annotated[str, typer.Option(help="Training time, e.g. 2m.")] = "2m",
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Generate built-in street scenes, train a U-Net on them, evaluate and predict.
+
+    \b
+    Example:
+      pixelwise demo --out runs/demo
+    """
+    from pixelwise.demo import run_demo
+
+    result = run_demo(out, time_budget, progress)
+    if result.train.stop_reason == "interrupted":
+        raise typer.Exit(EXIT_INTERRUPTED)
+    typer.echo(f"run: {result.run_dir}  (best.safetensors, metrics.json, curves.png, predictions.png, predictions/)")
+    typer.echo(f"val mIoU: {result.miou:.4f}")
+
+
+@app.command()
+def train(
+    config: Annotated[Path | None, typer.Option("--config", help="Recipe YAML; flags override it.")] = None,
+    data: Annotated[str | None, typer.Option(help="Dataset folder.")] = None,
+    format: Annotated[str | None, typer.Option(help="Dataset layout: auto, folders, camvid.")] = None,
+    classes: Annotated[str | None, typer.Option(help="Class preset or classes.yaml path.")] = None,
+    model: Annotated[str | None, typer.Option(help="Architecture (see `pixelwise models`).")] = None,
+    encoder: Annotated[str | None, typer.Option(help="timm encoder, e.g. resnet34.")] = None,
+    encoder_weights: Annotated[str | None, typer.Option(help="none, imagenet or a weights file.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Number of epochs.")] = None,
+    time_budget: Annotated[str | None, typer.Option(help="Stop after this long, e.g. 30m.")] = None,
+    img_size: Annotated[str | None, typer.Option(help="Training size HxW, e.g. 352x480.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per step.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    loss: Annotated[str | None, typer.Option(help="ce, dice or ce+dice.")] = None,
+    precision: Annotated[str | None, typer.Option(help="auto, bf16, fp16 or fp32.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Data-loading processes.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    patience: Annotated[int | None, typer.Option(help="Early stopping after N epochs without a better mIoU.")] = None,
+    out: Annotated[str | None, typer.Option(help="Run folder (default: runs/<time>).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly.")] = False,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars.")] = None,
+) -> None:
+    """Train a model; writes RUN_DIR/best.safetensors, metrics.csv and plots.
+
+    \b
+    Examples:
+      pixelwise train --data data/camvid --epochs 40 --img-size 352x480 --out runs/camvid
+      pixelwise train --config configs/camvid.yaml --time-budget 30m
+      pixelwise train --out runs/camvid --resume
+    """
+    from pixelwise.config import load_config
+    from pixelwise.metrics import format_table
+    from pixelwise.training.trainer import train as run_training
+
+    flags = dict(data=data, format=format, classes=classes, model=model, encoder=encoder,
+                 encoder_weights=encoder_weights, epochs=epochs, time_budget=time_budget, img_size=img_size,
+                 batch_size=batch_size, lr=lr, loss=loss, precision=precision, device=device, workers=workers,
+                 seed=seed, patience=patience, out=out, progress=progress)
+    if resume and config is None and out is not None and (Path(out) / "config.yaml").is_file():
+        config = Path(out) / "config.yaml"  # a resumed run keeps its recipe; flags may extend it
+    recipe = load_config(config, **flags)
+    result = run_training(recipe, resume=resume)
+    if result.best_metrics:
+        typer.echo(format_table(result.best_metrics))
+    typer.echo(f"run: {result.run_dir} ({result.stop_reason}, {result.epochs_done} epochs)")
+    if result.best_metrics:
+        typer.echo(f"best val mIoU: {result.best_metrics['miou']:.4f}  ->  {result.best_checkpoint}")
+    if result.stop_reason == "interrupted":
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+@app.command()
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A best.safetensors written by train.")],
+    data: Annotated[str, typer.Option(help="Dataset folder.")],
+    split: Annotated[str, typer.Option(help="Split to score.")] = "val",
+    format: Annotated[str, typer.Option(help="Dataset layout.")] = "auto",
+    classes: Annotated[str | None, typer.Option(help="Class preset or yaml (default: the checkpoint's).")] = None,
+    json_path: Annotated[Path | None,
+                         typer.Option("--json", help="Metrics JSON (default: beside the checkpoint).")] = None,
+    confusion: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG (default: beside the JSON).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 4,
+    workers: Annotated[int, typer.Option(help="Data-loading processes.")] = 2,
+    precision: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Score a checkpoint: per-class IoU/Dice table, metrics JSON and a confusion-matrix PNG.
+
+    \b
+    Example:
+      pixelwise evaluate runs/camvid/best.safetensors --data data/camvid --split val --json val.json
+    """
+    from pixelwise.metrics import format_table
+    from pixelwise.training.evaluate import evaluate_checkpoint
+
+    json_path = json_path or checkpoint.with_name(f"eval_{split}.json")
+    confusion = confusion or json_path.with_name(json_path.stem + "_confusion.png")
+    metrics = evaluate_checkpoint(checkpoint, data, split, format, classes, batch_size, workers, device, precision,
+                                  json_path, confusion)
+    typer.echo(format_table(metrics))
+    typer.echo(f"{split}: {metrics['images']} images, mIoU {metrics['miou']:.4f}; wrote {json_path} and {confusion}")
+
+
+@app.command()
+def predict(
+    checkpoint: Annotated[Path, typer.Argument(help="A best.safetensors written by train.")],
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")],
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 4,
+    workers: Annotated[int, typer.Option(help="Decoding processes.")] = 2,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
+    precision: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Label images; writes <name>_labels.png (class ids), <name>_color.png and <name>_overlay.png.
+
+    \b
+    Example:
+      pixelwise predict runs/camvid/best.safetensors data/camvid/val --out preds
+    """
+    from pixelwise.inference.predictor import predict_to_folder
+
+    written = predict_to_folder(checkpoint, inputs, out, batch_size, workers, overwrite, device, precision)
+    typer.echo(f"wrote {3 * len(written)} files for {len(written)} images to {out}")
+
+
+@app.command()
+def models() -> None:
+    """List the registered architectures.
+
+    \b
+    Example:
+      pixelwise models
+    """
+    from pixelwise.models import list_models
+    from pixelwise.models.registry import describe_model
+
+    for name in list_models():
+        typer.echo(f"{name:<16} {describe_model(name)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI and turn every expected failure into one line and an exit code."""
+    try:
+        app(args=argv, prog_name="pixelwise", standalone_mode=False)
+    except CLICK_EXIT as e:
+        return e.exit_code
+    except CLICK_ABORT:
+        return EXIT_INTERRUPTED
+    except CLICK_ERRORS as e:  # usage errors: unknown option, missing argument, bad value
+        if type(e).__name__ == "NoArgsIsHelpError":  # bare `pixelwise`: the help is the answer
+            print(e.format_message())
+            return EXIT_USAGE
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        print(f"error: {e.format_message()}{hint}", file=sys.stderr)
+        return EXIT_USAGE
+    except PixelwiseError as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

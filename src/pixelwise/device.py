@@ -1,0 +1,57 @@
+"""Which device and numeric precision to run on.
+
+``auto`` precision means bf16 autocast where the hardware runs it fast (CUDA GPUs with bf16,
+CPUs with AMX or AVX-512-BF16, where it is several times faster than fp32 for convolutions),
+fp16 with loss scaling on older GPUs, and fp32 elsewhere.
+
+>>> resolve_precision("fp32", torch.device("cpu"))
+'fp32'
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from pixelwise.errors import ConfigError
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has native bf16 matrix instructions (AMX tiles or AVX-512 BF16)."""
+    cpu = getattr(torch, "cpu", None)
+    checks = [getattr(cpu, "_is_amx_tile_supported", None), getattr(cpu, "_is_avx512_bf16_supported", None)]
+    return any(check() for check in checks if check is not None)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA GPU is available here; use --device cpu or auto")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown --device '{name}'; use auto, cpu or cuda[:N]") from None
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    if name not in PRECISIONS:
+        raise ConfigError(f"unknown --precision '{name}'; choose one of {', '.join(PRECISIONS)}")
+    if name != "auto":
+        if name == "fp16" and device.type == "cpu":
+            raise ConfigError("--precision fp16 needs a CUDA GPU; on a CPU use bf16 or fp32")
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The autocast context for ``precision`` ("fp32" gives a no-op context)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)

@@ -1,0 +1,172 @@
+"""Prediction with a trained model: arrays, files, folders and globs.
+
+Images are resized to the model's training size (stored in the checkpoint), and the logits are
+resized back, so labels always come out at the input image's own size.
+
+>>> import numpy as np, pixelwise
+>>> from pixelwise.data.classes import get_preset
+>>> from pixelwise.training.checkpoint import CheckpointMeta
+>>> model = pixelwise.create_model("unet", num_classes=2, base_filters=4, depth=2)
+>>> model.meta = CheckpointMeta.for_model(model, get_preset("binary"), input_size=(32, 32))
+>>> Predictor(model, precision="fp32").predict(np.zeros((50, 70, 3), np.uint8)).shape
+(50, 70)
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset
+
+from pixelwise.data.dataset import collate_padded
+from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, write_png
+from pixelwise.data.transforms import eval_transform, normalize
+from pixelwise.device import autocast, resolve_device, resolve_precision
+from pixelwise.errors import ConfigError, DataError
+from pixelwise.training.checkpoint import CheckpointMeta, load_checkpoint
+from pixelwise.training.evaluate import logits_at_size
+
+
+def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """Files, folders (their images, sorted) and glob patterns to a list of image files."""
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise DataError(f"{path}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        elif any(c in str(item) for c in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(str(item), recursive=True) if Path(p).is_file())
+            if not matches:
+                raise DataError(f"{item}: pattern matches no files")
+            files += matches
+        else:
+            raise DataError(f"{item}: no such file or folder")
+    return list(dict.fromkeys(files))  # a file named twice (e.g. by a path and a glob) is predicted once
+
+
+class _ImageFiles(Dataset):
+    """Decodes images in DataLoader workers so the model never waits for PNG/JPEG decoding."""
+
+    def __init__(self, paths: Sequence[Path], size: tuple[int, int] | None) -> None:
+        self.paths, self.transform = list(paths), eval_transform(size)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict:
+        image = read_image(self.paths[index])
+        resized = self.transform(image=image)["image"]
+        return {"image": torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1))),
+                "mask": torch.zeros(image.shape[:2], dtype=torch.int64), "index": index}
+
+
+class Predictor:
+    """Labels for images from a checkpoint path or a model carrying ``.meta``."""
+
+    def __init__(self, model: str | Path | nn.Module, device: str = "auto", precision: str = "auto",
+                 input_size: tuple[int, int] | None | str = "train") -> None:
+        self.device = resolve_device(device)
+        if isinstance(model, str | Path):
+            model, meta = load_checkpoint(model)
+        else:
+            meta = getattr(model, "meta", None)
+            if not isinstance(meta, CheckpointMeta):
+                raise ConfigError("the model has no .meta (classes, normalisation); load it with pixelwise.load_model")
+        self.meta: CheckpointMeta = meta
+        self.precision = resolve_precision(precision, self.device)
+        self.channels_last = self.precision != "fp32"
+        self.model = model.to(self.device).eval()
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.input_size = meta.input_size if input_size == "train" else input_size
+
+    @property
+    def classes(self):
+        return self.meta.classes
+
+    @torch.no_grad()
+    def _labels(self, batch: dict) -> list[np.ndarray]:
+        images = normalize(batch["image"].to(self.device), self.meta.mean, self.meta.std)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.precision):
+            logits = self.model(images)
+        labels = []
+        for k in range(logits.shape[0]):
+            item = logits_at_size(logits[k].float(), batch["image_size"][k], batch["mask_size"][k])
+            labels.append(item.argmax(0).to(torch.uint8 if item.shape[0] <= 256 else torch.int32).cpu().numpy())
+        return labels
+
+    def predict(self, image: np.ndarray | str | Path) -> np.ndarray:
+        """``(H, W)`` class ids for one RGB uint8 image (or an image file)."""
+        if not isinstance(image, np.ndarray):
+            image = read_image(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise DataError(f"predict needs an (H, W, 3) uint8 RGB array, got {image.shape} {image.dtype}")
+        resized = eval_transform(self.input_size)(image=image)["image"]
+        batch = {"image": torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1)))[None],
+                 "image_size": torch.tensor([resized.shape[:2]]), "mask_size": torch.tensor([image.shape[:2]])}
+        return self._labels(batch)[0]
+
+    def predict_files(self, paths: Sequence[Path], batch_size: int = 4, workers: int = 2
+                      ) -> Iterator[tuple[Path, np.ndarray]]:
+        """``(path, labels)`` for each file, in order, decoded in background workers."""
+        loader = DataLoader(_ImageFiles(paths, self.input_size), batch_size=batch_size, num_workers=workers,
+                            collate_fn=collate_padded)
+        for batch in loader:
+            for index, labels in zip(batch["index"].tolist(), self._labels(batch), strict=True):
+                yield paths[index], labels
+
+
+def output_paths(out_dir: Path, inputs: Sequence[Path]) -> list[dict[str, Path]]:
+    """Per input: ``<stem>_labels.png`` (class ids), ``<stem>_color.png``, ``<stem>_overlay.png``."""
+    seen: dict[str, int] = {}
+    result = []
+    for path in inputs:
+        stem = path.stem
+        seen[stem] = seen.get(stem, 0) + 1
+        if seen[stem] > 1:  # same name from two folders: keep both
+            stem = f"{stem}-{seen[stem]}"
+        result.append({kind: out_dir / f"{stem}_{kind}.png" for kind in ("labels", "color", "overlay")})
+    return result
+
+
+def predict_to_folder(model: str | Path | nn.Module, inputs: Sequence[str | Path], out_dir: str | Path,
+                      batch_size: int = 4, workers: int = 2, overwrite: bool = False, device: str = "auto",
+                      precision: str = "auto", progress: bool = True) -> list[dict[str, Path]]:
+    """Predict every input and write its three PNGs; refuses to overwrite unless asked."""
+    from tqdm.auto import tqdm
+
+    from pixelwise.viz import colorize, overlay
+
+    files = expand_inputs(inputs)
+    out_dir = Path(out_dir)
+    targets = output_paths(out_dir, files)
+    if not overwrite:
+        existing = [p for t in targets for p in t.values() if p.exists()]
+        if existing:
+            raise ConfigError(f"{existing[0]}: already exists ({len(existing)} files would be overwritten); "
+                              "choose another --out or pass --overwrite")
+    predictor = Predictor(model, device, precision)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    palette = predictor.classes.palette
+    order = {p: i for i, p in enumerate(files)}
+    bar = tqdm(total=len(files), desc="predict", disable=not progress, dynamic_ncols=True)
+    for path, labels in predictor.predict_files(files, batch_size, workers):
+        target = targets[order[path]]
+        write_png(target["labels"], labels)
+        write_png(target["color"], colorize(labels, palette))
+        write_png(target["overlay"], overlay(read_image(path), labels, palette))
+        bar.update()
+    bar.close()
+    return targets

@@ -1,0 +1,141 @@
+"""Evaluation: predictions scored at each mask's own resolution, into one confusion matrix.
+
+Images may have been resized for the network; logits are cropped to the image's true size and
+resized to the mask's size before the argmax, so the metrics are those of the original labels.
+
+>>> import torch, pixelwise
+>>> model = pixelwise.create_model("unet", num_classes=2, base_filters=4, depth=2).eval()
+>>> batch = {"image": torch.zeros(1, 3, 8, 8, dtype=torch.uint8), "mask": torch.zeros(1, 8, 8, dtype=torch.long),
+...          "image_size": torch.tensor([[8, 8]]), "mask_size": torch.tensor([[8, 8]])}
+>>> cm, loss = evaluate_model(model, [batch], 2, (0.5,) * 3, (0.5,) * 3)
+>>> int(cm.mat.sum())
+64
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from pixelwise.data.transforms import normalize
+from pixelwise.device import autocast
+from pixelwise.metrics import ConfusionMatrix
+
+
+def logits_at_size(logits: torch.Tensor, image_size: Sequence[int], out_size: Sequence[int]) -> torch.Tensor:
+    """Crop one item's ``(C, H, W)`` logits to its unpadded image size, then resize to ``out_size``."""
+    logits = logits[:, : int(image_size[0]), : int(image_size[1])]
+    if tuple(logits.shape[-2:]) != tuple(int(s) for s in out_size):
+        logits = F.interpolate(logits[None].float(), size=tuple(int(s) for s in out_size), mode="bilinear",
+                               align_corners=False)[0]
+    return logits
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: nn.Module,
+    batches: Iterable[dict],
+    num_classes: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+    loss_fn: nn.Module | None = None,
+    names: list[str] | None = None,
+    channels_last: bool = False,
+    on_batch: Callable[[dict, torch.Tensor], None] | None = None,
+) -> tuple[ConfusionMatrix, float | None]:
+    """Confusion matrix over ``batches`` (summed across processes) and the mean loss if ``loss_fn``.
+
+    ``on_batch(batch, predictions)`` sees each batch's full-resolution predictions (for previews).
+    """
+    device = torch.device(device)
+    model.eval()
+    cm = ConfusionMatrix(num_classes, names)
+    loss_sum, loss_pixels = torch.zeros((), dtype=torch.float64), 0
+    for batch in batches:
+        images = normalize(batch["image"].to(device), mean, std)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(device, precision):
+            logits = model(images)
+        predictions = torch.full(batch["mask"].shape, -1, dtype=torch.int64)
+        for k in range(logits.shape[0]):
+            mh, mw = (int(s) for s in batch["mask_size"][k])
+            item = logits_at_size(logits[k].float(), batch["image_size"][k], (mh, mw))
+            target = batch["mask"][k, :mh, :mw].to(device)
+            if loss_fn is not None:
+                valid = int((target >= 0).sum())
+                if valid:
+                    loss_sum += float(loss_fn(item[None], target[None])) * valid
+                    loss_pixels += valid
+            predictions[k, :mh, :mw] = item.argmax(0).cpu()
+        cm.update(predictions, batch["mask"])
+        if on_batch is not None:
+            on_batch(batch, predictions)
+    cm.all_reduce()
+    mean_loss = None
+    if loss_fn is not None:
+        totals = torch.tensor([float(loss_sum), float(loss_pixels)], dtype=torch.float64)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(totals)
+        mean_loss = float(totals[0] / totals[1]) if totals[1] > 0 else None
+    return cm, mean_loss
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "val", format: str = "auto",
+                        classes: str | None = None, batch_size: int = 4, workers: int = 2, device: str = "auto",
+                        precision: str = "auto", json_path: str | Path | None = None,
+                        confusion_png: str | Path | None = None) -> dict:
+    """Score a checkpoint on a split: metrics dict (see :meth:`ConfusionMatrix.compute`).
+
+    The dataset's classes default to the checkpoint's own, so a model is scored on the labels it predicts.
+    """
+    import json
+    import os
+
+    from torch.utils.data import DataLoader
+
+    from pixelwise.data.checks import scan_samples
+    from pixelwise.data.dataset import SegmentationDataset, collate_padded
+    from pixelwise.data.formats import open_dataset
+    from pixelwise.data.transforms import eval_transform
+    from pixelwise.device import resolve_device, resolve_precision
+    from pixelwise.errors import DataError
+    from pixelwise.training.checkpoint import load_checkpoint
+
+    model, meta = load_checkpoint(checkpoint)
+    index = open_dataset(data, format, classes if classes is not None else meta.classes)
+    spec = index.classes
+    if spec.num_classes != meta.classes.num_classes:
+        raise DataError(f"{data}: dataset has {spec.num_classes} classes but {checkpoint} predicts "
+                        f"{meta.classes.num_classes}; pass --classes matching the model")
+    samples = index.split(split)
+    scan_samples(samples, spec)
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
+    channels_last = prec != "fp32"
+    model = model.to(dev)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    loader = DataLoader(SegmentationDataset(samples, spec, eval_transform(meta.input_size), augment=False),
+                        batch_size=batch_size, num_workers=workers, collate_fn=collate_padded)
+    cm, _ = evaluate_model(model, loader, spec.num_classes, meta.mean, meta.std, dev, prec, names=spec.names,
+                           channels_last=channels_last)
+    metrics = cm.compute()
+    metrics["split"], metrics["images"] = split, len(samples)
+    if json_path is not None:
+        json_path = Path(json_path)
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = json_path.with_name(json_path.name + ".tmp")
+        tmp.write_text(json.dumps(metrics, indent=2))
+        os.replace(tmp, json_path)
+    if confusion_png is not None:
+        from pixelwise.viz import plot_confusion
+
+        plot_confusion(cm.mat.numpy(), spec.names, confusion_png)
+    return metrics

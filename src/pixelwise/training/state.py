@@ -1,0 +1,78 @@
+"""The full training state in ``RUN_DIR/last/``: enough to continue a run exactly.
+
+``model.safetensors`` holds the weights; ``state.pt`` holds the optimizer state, counters, history
+and RNG states, saved with ``torch.save`` and read back with ``weights_only=True`` (tensors, numbers,
+strings, lists and dicts only: loading never runs code).
+
+>>> TrainState().epoch
+0
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from safetensors.torch import load_file, save_file
+
+from pixelwise.errors import CheckpointError
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps completed
+    step_in_epoch: int = 0  # steps done in the running epoch (non-zero after an interruption)
+    loss_sum: float = 0.0  # running train loss of the current epoch
+    loss_count: int = 0
+    elapsed: float = 0.0  # training seconds so far (the time budget counts across resumes)
+    best_miou: float = -1.0
+    best_epoch: int = 0
+    stale: int = 0  # epochs since the best, for early stopping
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "python": list(random.getstate()[1]),
+        "python_pos": random.getstate()[2],
+        "numpy": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": int(np_state[2]),
+    }
+
+
+def _set_rng_state(rng: dict[str, Any]) -> None:
+    torch.set_rng_state(rng["torch"])
+    random.setstate((3, tuple(rng["python"]), rng["python_pos"]))
+    np.random.set_state(("MT19937", rng["numpy"].numpy().astype(np.uint32), rng["numpy_pos"], 0, 0.0))
+
+
+def save_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: TrainState) -> None:
+    """Write the state atomically: a crash mid-save leaves the previous state intact."""
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, str(folder / "model.safetensors.tmp"))
+    payload = {"state": asdict(state), "optimizer": optimizer.state_dict(), "rng": _rng_state()}
+    torch.save(payload, folder / "state.pt.tmp")
+    os.replace(folder / "model.safetensors.tmp", folder / "model.safetensors")
+    os.replace(folder / "state.pt.tmp", folder / "state.pt")
+
+
+def load_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainState:
+    try:
+        model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        payload = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(payload["optimizer"])
+    except Exception as e:  # truncated files and foreign states raise many types
+        raise CheckpointError(f"{folder}: training state cannot be loaded ({e.__class__.__name__}: "
+                              f"{str(e).splitlines()[0][:150]}); start a new run without --resume") from None
+    _set_rng_state(payload["rng"])
+    return TrainState(**payload["state"])

@@ -1,0 +1,18 @@
+"""Shared fixtures: tiny datasets the tests write themselves (never the real data)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests must never reach a model hub: pretrained-weight code is exercised with local files.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """Built-in street scenes in the ``folders`` layout: 12 train, 4 val images of 48x64."""
+    from pixelwise.data.synthetic import write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("tiny") / "data", n_train=12, n_val=4, height=48, width=64)
