@@ -46,6 +46,10 @@ def test_train_evaluate_predict(trained, tiny_data):
     assert pred.returncode == 0, pred.stderr
     labels = np.array(Image.open(root / "pred" / f"{images[0].stem}_labels.png"))
     assert labels.shape == (48, 64) and labels.max() < 6
+    # The trained checkpoint, loaded here, labels the image exactly as the fresh `predict` process did.
+    from pixelwise.inference.predictor import Predictor
+
+    assert np.array_equal(Predictor(ckpt).predict(images[0]), labels)
     for kind in ["color", "overlay"]:
         assert Image.open(root / "pred" / f"{images[1].stem}_{kind}.png").size == (64, 48)
     again = run_main("predict", str(ckpt), str(images[0]), "--out", str(root / "pred"))

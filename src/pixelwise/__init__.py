@@ -1,5 +1,12 @@
 """pixelwise: semantic segmentation from one command.
 
+The Python API mirrors the CLI::
+
+    import pixelwise
+    result = pixelwise.train(pixelwise.TrainConfig(data="data/camvid", epochs=40, out="runs/camvid"))
+    metrics = pixelwise.evaluate(result.best_checkpoint, "data/camvid", split="val")
+    labels = pixelwise.Predictor(result.best_checkpoint).predict("street.png")   # (H, W) class ids
+
 >>> import pixelwise
 >>> model = pixelwise.create_model("unet", num_classes=3, base_filters=8)
 >>> "unet" in pixelwise.list_models()
@@ -10,15 +17,25 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from pixelwise.config import TrainConfig, load_config  # noqa: E402
 from pixelwise.errors import PixelwiseError  # noqa: E402
+from pixelwise.inference.predictor import Predictor, predict_to_folder  # noqa: E402
 from pixelwise.models import create_model, list_models  # noqa: E402
 from pixelwise.training.checkpoint import load_checkpoint, load_model  # noqa: E402
+from pixelwise.training.evaluate import evaluate_checkpoint as evaluate  # noqa: E402
+from pixelwise.training.trainer import train  # noqa: E402
 
 __all__ = [
     "PixelwiseError",
+    "Predictor",
+    "TrainConfig",
     "__version__",
     "create_model",
+    "evaluate",
     "list_models",
     "load_checkpoint",
+    "load_config",
     "load_model",
+    "predict_to_folder",
+    "train",
 ]

@@ -69,6 +69,9 @@ def train(
     batch_size: Annotated[int | None, typer.Option(help="Images per step.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     loss: Annotated[str | None, typer.Option(help="ce, dice or ce+dice.")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="adamw or sgd.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="poly, cosine, onecycle or constant.")] = None,
+    grad_clip: Annotated[float | None, typer.Option(help="Max gradient norm.")] = None,
     precision: Annotated[str | None, typer.Option(help="auto, bf16, fp16 or fp32.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     workers: Annotated[int | None, typer.Option(help="Data-loading processes.")] = None,
@@ -92,7 +95,8 @@ def train(
 
     flags = dict(data=data, format=format, classes=classes, model=model, encoder=encoder,
                  encoder_weights=encoder_weights, epochs=epochs, time_budget=time_budget, img_size=img_size,
-                 batch_size=batch_size, lr=lr, loss=loss, precision=precision, device=device, workers=workers,
+                 batch_size=batch_size, lr=lr, loss=loss, optimizer=optimizer, schedule=schedule,
+                 grad_clip=grad_clip, precision=precision, device=device, workers=workers,
                  seed=seed, patience=patience, out=out, progress=progress)
     if resume and config is None and out is not None and (Path(out) / "config.yaml").is_file():
         config = Path(out) / "config.yaml"  # a resumed run keeps its recipe; flags may extend it

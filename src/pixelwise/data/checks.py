@@ -17,31 +17,27 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from pixelwise.data.classes import ClassSpec
-from pixelwise.data.dataset import class_lookup, to_class_ids
-from pixelwise.data.formats import Sample
-from pixelwise.data.io import image_size, read_mask
-from pixelwise.errors import DataError
+from pixelwise.data.sample import Sample, SampleReader, check_same_size
 
 
-def _count(sample: Sample, spec: ClassSpec, lut: np.ndarray) -> np.ndarray:
-    height, width = image_size(sample.image)
+def _count(sample: Sample, reader: SampleReader) -> np.ndarray:
+    num_classes = reader.classes.num_classes
+    height, width = reader.image_size(sample)
     if sample.mask is None:
-        return np.zeros(spec.num_classes + 1, np.int64)
-    mask = read_mask(sample.mask)
-    if mask.shape != (height, width):
-        raise DataError(f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
-                        f"{width}x{height} (WxH); masks must match their images")
-    ids = to_class_ids(mask, spec, sample.mask, lut)
+        return np.zeros(num_classes + 1, np.int64)
+    ids = reader.read_ids(sample)
+    check_same_size(sample, ids.shape, (height, width))
     counts = np.bincount(ids.ravel(), minlength=256)
-    return np.concatenate([counts[: spec.num_classes], counts[255:256]])
+    return np.concatenate([counts[:num_classes], counts[255:256]])
 
 
-def scan_samples(samples: Sequence[Sample], spec: ClassSpec, workers: int = 4) -> np.ndarray:
+def scan_samples(samples: Sequence[Sample], spec: ClassSpec, workers: int = 4,
+                 reader: SampleReader | None = None) -> np.ndarray:
     """Check every sample; returns pixel counts per class with the ignored pixels last."""
-    lut = class_lookup(spec)
+    reader = reader or SampleReader(spec)
     total = np.zeros(spec.num_classes + 1, np.int64)
     # Decoding releases the GIL, so threads overlap the PNG work.
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        for counts in pool.map(lambda s: _count(s, spec, lut), samples):
+        for counts in pool.map(lambda s: _count(s, reader), samples):
             total += counts
     return total

@@ -20,25 +20,25 @@ from pathlib import Path
 
 from pixelwise.data.classes import ClassSpec, get_preset, resolve_classes
 from pixelwise.data.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
+from pixelwise.data.sample import Sample, SampleReader
 from pixelwise.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
 
 
-@dataclass(frozen=True)
-class Sample:
-    image: Path
-    mask: Path | None  # None for unlabelled images (prediction only)
-
-
 @dataclass
 class DatasetIndex:
-    """What a format found: the samples of each split and the classes."""
+    """What a format found: the samples of each split, the classes, and how to read a sample."""
 
     root: Path
     format: str
     classes: ClassSpec
     splits: dict[str, list[Sample]] = field(default_factory=dict)
+    reader: SampleReader | None = None  # None: index-mask files
+
+    def __post_init__(self) -> None:
+        if self.reader is None:
+            self.reader = SampleReader(self.classes)
 
     def split(self, name: str) -> list[Sample]:
         samples = self.splits.get(name, [])

@@ -115,15 +115,15 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "
         raise DataError(f"{data}: dataset has {spec.num_classes} classes but {checkpoint} predicts "
                         f"{meta.classes.num_classes}; pass --classes matching the model")
     samples = index.split(split)
-    scan_samples(samples, spec)
+    scan_samples(samples, spec, reader=index.reader)
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
     channels_last = prec != "fp32"
     model = model.to(dev)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    loader = DataLoader(SegmentationDataset(samples, spec, eval_transform(meta.input_size), augment=False),
-                        batch_size=batch_size, num_workers=workers, collate_fn=collate_padded)
+    dataset = SegmentationDataset(samples, spec, eval_transform(meta.input_size), augment=False, reader=index.reader)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_padded)
     cm, _ = evaluate_model(model, loader, spec.num_classes, meta.mean, meta.std, dev, prec, names=spec.names,
                            channels_last=channels_last)
     metrics = cm.compute()

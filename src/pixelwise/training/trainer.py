@@ -137,8 +137,8 @@ class Trainer:
         cfg = self.config
         index = open_dataset(cfg.data, cfg.format, cfg.classes)
         train_samples, val_samples = index.split(cfg.train_split), index.split(cfg.val_split)
-        counts = scan_samples(train_samples, index.classes)  # fails fast on a bad file
-        scan_samples(val_samples, index.classes)
+        counts = scan_samples(train_samples, index.classes, reader=index.reader)  # fails fast on a bad file
+        scan_samples(val_samples, index.classes, reader=index.reader)
         absent = [n for n, c in zip(index.classes.names, counts[:-1], strict=True) if c == 0]
         self.log(f"data: {index.root} ({index.format}), {len(train_samples)} train / {len(val_samples)} val "
                  f"images, {index.classes.num_classes} classes"
@@ -151,11 +151,11 @@ class Trainer:
         if size is None:
             raise ConfigError("img_size is required for training (crops of one size make a batch); e.g. 256x256")
         train_set = SegmentationDataset(index.split(cfg.train_split), index.classes,
-                                        train_transform(size, cfg.augment), seed=cfg.seed)
+                                        train_transform(size, cfg.augment), seed=cfg.seed, reader=index.reader)
         sampler = EpochSampler(len(train_set), cfg.seed, self.accelerator.process_index,
                                self.accelerator.num_processes)
         val_set = SegmentationDataset(index.split(cfg.val_split), index.classes, eval_transform(size),
-                                      augment=False)
+                                      augment=False, reader=index.reader)
         # Each process scores its own slice of the validation set, without the padding a
         # DistributedSampler adds, so the all-reduced confusion matrix counts every image once.
         rank, world = self.accelerator.process_index, self.accelerator.num_processes

@@ -1,0 +1,97 @@
+"""A sample of a dataset and the reader that turns it into an image and class ids.
+
+>>> import numpy as np
+>>> from pixelwise.data.classes import get_preset
+>>> to_class_ids(np.array([[0, 11]], np.uint8), get_preset("camvid"), "m.png").tolist()
+[[0, 255]]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pixelwise.data.classes import ClassSpec
+from pixelwise.data.io import image_size, read_image, read_mask
+from pixelwise.data.transforms import MASK_IGNORE
+from pixelwise.errors import DataError
+
+
+@dataclass(frozen=True)
+class Sample:
+    image: Path
+    mask: Path | None  # None for unlabelled images (prediction only)
+
+
+_UNKNOWN = 256
+
+
+def class_lookup(spec: ClassSpec) -> np.ndarray:
+    """A table from stored mask value (0..65535) to class id, 255 = ignore, 256 = unknown value."""
+    lut = np.full(65536, _UNKNOWN, np.uint16)
+    lut[: spec.num_classes] = np.arange(spec.num_classes)
+    if spec.ignore_index is not None:
+        lut[spec.ignore_index] = MASK_IGNORE
+    return lut
+
+
+def to_class_ids(mask: np.ndarray, spec: ClassSpec, path: str | Path, lut: np.ndarray | None = None) -> np.ndarray:
+    """Stored mask values to uint8 class ids (255 = ignore); unknown values raise naming the file."""
+    if mask.dtype.kind not in "ui" or (mask.size and (mask.min() < 0 or mask.max() > 65535)):
+        raise DataError(f"{path}: mask values must be integers 0..65535, found dtype {mask.dtype}")
+    lut = class_lookup(spec) if lut is None else lut
+    ids = lut[mask]
+    bad = ids == _UNKNOWN
+    if bad.any():
+        values = np.unique(mask[bad])
+        ignore = f" or the ignore index {spec.ignore_index}" if spec.ignore_index is not None else ""
+        raise DataError(f"{path}: mask value {int(values[0])} ({bad.sum()} pixels"
+                        f"{', values ' + str(values[:5].tolist()) if len(values) > 1 else ''}) is neither a "
+                        f"class 0..{spec.num_classes - 1}{ignore}; fix the mask or classes.yaml (ignore_index)")
+    return ids.astype(np.uint8)
+
+
+class SampleReader:
+    """How a dataset format turns a :class:`Sample` into an image and its class ids.
+
+    This default reads index-mask files; formats whose labels live elsewhere (colour masks, the right
+    half of a composite, a CSV of run-length codes) subclass it and override :meth:`read_ids` (and
+    :meth:`read_image` / :meth:`image_size` when the image is not a plain file).
+    """
+
+    def __init__(self, classes: ClassSpec) -> None:
+        self.classes = classes
+        self.lut = class_lookup(classes)
+
+    def read_image(self, sample: Sample) -> np.ndarray:
+        return read_image(sample.image)
+
+    def image_size(self, sample: Sample) -> tuple[int, int]:
+        """``(height, width)`` without decoding the pixels where the format allows it."""
+        return image_size(sample.image)
+
+    def read_ids(self, sample: Sample) -> np.ndarray:
+        """``(H, W)`` uint8 class ids, 255 = ignore; unknown values raise naming the file."""
+        return to_class_ids(read_mask(sample.mask), self.classes, sample.mask, self.lut)
+
+    def load(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+        """Image (H, W, 3) uint8 and its class ids (H, W) uint8, checked to match."""
+        image = self.read_image(sample)
+        if sample.mask is None:
+            raise DataError(f"{sample.image}: has no mask; labelled data is needed here")
+        ids = self.read_ids(sample)
+        check_same_size(sample, ids.shape, image.shape[:2])
+        return image, ids
+
+
+def check_same_size(sample: Sample, mask_hw: tuple[int, ...], image_hw: tuple[int, ...]) -> None:
+    if tuple(mask_hw) != tuple(image_hw):
+        raise DataError(f"{sample.mask}: mask is {mask_hw[1]}x{mask_hw[0]} but its image is "
+                        f"{image_hw[1]}x{image_hw[0]} (WxH); masks must match their images")
+
+
+def load_pair(sample: Sample, spec: ClassSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Image and class ids of an index-mask sample (see :class:`SampleReader`)."""
+    return SampleReader(spec).load(sample)
