@@ -92,8 +92,8 @@ def test_binary_preset():
 
 
 def test_unknown_preset_is_config_error():
-    with pytest.raises(ConfigError, match=r"unknown class preset 'cityscapes'.*binary, camvid"):
-        get_preset("cityscapes")
+    with pytest.raises(ConfigError, match=r"unknown class preset 'no-such-preset'.*binary.*camvid"):
+        get_preset("no-such-preset")
 
 
 def test_resolve_picks_classes_yaml_beside_data(tmp_path):

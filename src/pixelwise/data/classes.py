@@ -139,6 +139,10 @@ def register_preset(name: str, spec: ClassSpec) -> None:
     PRESETS[name] = spec
 
 
+# The presets of the field's datasets (Cityscapes, CARLA, pets) register themselves on import.
+from pixelwise.data import label_tables  # noqa: E402, F401
+
+
 def get_preset(name: str) -> ClassSpec:
     if name not in PRESETS:
         raise ConfigError(f"unknown class preset '{name}'; choose one of {', '.join(sorted(PRESETS))} "
