@@ -95,3 +95,33 @@ def check_same_size(sample: Sample, mask_hw: tuple[int, ...], image_hw: tuple[in
 def load_pair(sample: Sample, spec: ClassSpec) -> tuple[np.ndarray, np.ndarray]:
     """Image and class ids of an index-mask sample (see :class:`SampleReader`)."""
     return SampleReader(spec).load(sample)
+
+
+class LookupReader(SampleReader):
+    """Masks whose stored values map to classes through a table (Cityscapes label ids to train ids,
+    pet trimaps, CARLA's red channel).
+
+    ``table[value]`` is the class id, 255 for ignore, or 256 for a value the format does not define
+    (an error naming the file). ``channel`` picks one channel (0 = red) of an RGB mask file.
+    """
+
+    def __init__(self, classes: ClassSpec, table: np.ndarray, channel: int | None = None,
+                 what: str = "label value", valid: str = "") -> None:
+        super().__init__(classes)
+        if len(table) < 65536:  # pad so any 16-bit value indexes safely (and is "unknown")
+            table = np.concatenate([table, np.full(65536 - len(table), 256, table.dtype)])
+        self.table = table.astype(np.uint16)
+        self.channel = channel
+        self.what = what
+        self.valid = valid  # what the format allows, for the error message
+
+    def read_ids(self, sample: Sample) -> np.ndarray:
+        raw = read_image(sample.mask)[..., self.channel] if self.channel is not None else read_mask(sample.mask)
+        ids = self.table[raw]
+        bad = ids == 256
+        if bad.any():
+            values = np.unique(raw[bad])[:5].tolist()
+            valid = f" ({self.valid})" if self.valid else ""
+            raise DataError(f"{sample.mask}: {self.what} {values[0]} is not valid{valid}: {int(bad.sum())} pixels, "
+                            f"values {values}; fix the mask, or check --format and --classes")
+        return ids.astype(np.uint8)

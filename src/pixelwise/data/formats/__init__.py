@@ -86,14 +86,14 @@ def _index_folders(root: Path) -> dict[str, list[Sample]]:
                 for s in SPLITS if (root / s / "images").is_dir()}
     list_files = {s: root / f"{s}.txt" for s in SPLITS if (root / f"{s}.txt").is_file()}
     if list_files:
-        return {s: pair_by_stem(root / "images", root / "masks", _read_list(f)) for s, f in list_files.items()}
+        return {s: pair_by_stem(root / "images", root / "masks", read_list(f)) for s, f in list_files.items()}
     samples = pair_by_stem(root / "images", root / "masks")
     # No split given: hold out every 10th image (deterministic, spread over the sorted names).
     return {"train": [x for i, x in enumerate(samples) if i % 10 != 9],
             "val": [x for i, x in enumerate(samples) if i % 10 == 9]}
 
 
-def _read_list(path: Path) -> list[str]:
+def read_list(path: Path) -> list[str]:
     """Stems from a split file; lines may be bare stems ("frame.001") or file names ("frame.001.png")."""
     stems = []
     for line in path.read_text().splitlines():
@@ -107,32 +107,86 @@ def _index_camvid(root: Path) -> dict[str, list[Sample]]:
     return {s: pair_by_stem(root / s, root / f"{s}annot") for s in SPLITS if (root / f"{s}annot").is_dir()}
 
 
+ClassesArg = str | Path | ClassSpec | None
+
+
 @dataclass(frozen=True)
 class Format:
+    """A dataset layout: how to recognise it and how to open it.
+
+    ``open(root, classes, options)`` returns the :class:`DatasetIndex`; ``classes`` is what the user gave
+    with ``--classes`` (preset name, yaml path or :class:`ClassSpec`) or None for the format's default;
+    ``options`` come from ``--format NAME:key=value,key=value`` (see :func:`parse_format`).
+    """
+
     name: str
     detect: Callable[[Path], bool]
-    index: Callable[[Path], dict[str, list[Sample]]]
-    default_classes: str | None = None  # preset used when neither --classes nor classes.yaml is given
+    open: Callable[[Path, ClassesArg, dict[str, str]], DatasetIndex]
+    description: str = ""
+    detect_order: int = 50  # auto-detection tries low numbers first: specific layouts before generic ones
 
 
-FORMATS: dict[str, Format] = {
-    "camvid": Format("camvid", lambda r: (r / "trainannot").is_dir() or (r / "valannot").is_dir(),
-                     _index_camvid, "camvid"),
-    "folders": Format("folders", lambda r: (r / "images").is_dir() or any((r / s / "images").is_dir()
-                                                                           for s in SPLITS), _index_folders),
-}
+FORMATS: dict[str, Format] = {}  # in auto-detection order: the most specific layouts first
+
+
+def register_format(fmt: Format) -> Format:
+    FORMATS[fmt.name] = fmt
+    return fmt
+
+
+def classes_or_default(root: Path, classes: ClassesArg, default: str | None) -> ClassSpec:
+    """``--classes`` if given, else ``classes.yaml`` beside the data, else the format's preset."""
+    spec = classes if isinstance(classes, ClassSpec) else resolve_classes(classes, root)
+    if spec is None and default:
+        spec = get_preset(default)
+    if spec is None:
+        raise DataError(f"{root}: no classes.yaml found; write one beside the data (see README) "
+                        "or pass --classes PRESET|PATH")
+    return spec
+
+
+def parse_format(text: str) -> tuple[str, dict[str, str]]:
+    """``"pets:border=pet,x=1"`` -> ``("pets", {"border": "pet", "x": "1"})``."""
+    name, _, rest = text.partition(":")
+    options = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"--format {text}: options are written NAME:key=value,key=value")
+        options[key.strip()] = value.strip()
+    return name.strip(), options
+
+
+def take_options(fmt: str, options: dict[str, str], allowed: dict[str, tuple[str, ...] | None]) -> dict[str, str]:
+    """Check a format's options: known keys, and values from a fixed list where there is one."""
+    for key, value in options.items():
+        if key not in allowed:
+            known = ", ".join(allowed) or "none"
+            raise ConfigError(f"--format {fmt}: unknown option '{key}' (options: {known})")
+        choices = allowed[key]
+        if choices is not None and value not in choices:
+            raise ConfigError(f"--format {fmt}: {key}={value} is not one of {', '.join(choices)}")
+    return options
+
+
+def _index_mask_format(name: str, index: Callable[[Path], dict[str, list[Sample]]], default: str | None
+                       ) -> Callable[[Path, ClassesArg, dict[str, str]], DatasetIndex]:
+    def open_format(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
+        take_options(name, options, {})
+        return DatasetIndex(root, name, classes_or_default(root, classes, default), index(root))
+
+    return open_format
 
 
 def detect_format(root: Path) -> str:
-    for fmt in FORMATS.values():
+    for fmt in sorted(FORMATS.values(), key=lambda f: f.detect_order):
         if fmt.detect(root):
             return fmt.name
-    raise DataError(f"{root}: no dataset layout recognised; expected images/ + masks/ (folders) "
-                    "or train/ + trainannot/ (camvid)")
+    raise DataError(f"{root}: no dataset layout recognised; expected one of: "
+                    + "; ".join(f"{f.name} ({f.description})" for f in FORMATS.values()))
 
 
-def open_dataset(root: str | Path, format: str = "auto", classes: str | Path | ClassSpec | None = None
-                 ) -> DatasetIndex:
+def open_dataset(root: str | Path, format: str = "auto", classes: ClassesArg = None) -> DatasetIndex:
     """Find the samples and classes of the dataset at ``root``.
 
     ``classes`` is a preset name, a classes.yaml path or a :class:`ClassSpec`; by default the
@@ -141,18 +195,24 @@ def open_dataset(root: str | Path, format: str = "auto", classes: str | Path | C
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found; check --data (it must be a folder)")
+    format, options = parse_format(format)
     if format == "auto":
         format = detect_format(root)
     if format not in FORMATS:
         raise ConfigError(f"unknown --format '{format}'; choose one of auto, {', '.join(FORMATS)}")
-    fmt = FORMATS[format]
-    spec = classes if isinstance(classes, ClassSpec) else resolve_classes(classes, root)
-    if spec is None and fmt.default_classes:
-        spec = get_preset(fmt.default_classes)
-    if spec is None:
-        raise DataError(f"{root}: no classes.yaml found; write one beside the data (see README) "
-                        "or pass --classes PRESET|PATH")
-    splits = fmt.index(root)
-    if not any(splits.values()):
+    index = FORMATS[format].open(root, classes, options)
+    if not any(index.splits.values()):
         raise DataError(f"{root}: no image/mask pairs found in the {format} layout")
-    return DatasetIndex(root=root, format=format, classes=spec, splits=splits)
+    return index
+
+
+register_format(Format("camvid", lambda r: (r / "trainannot").is_dir() or (r / "valannot").is_dir(),
+                       _index_mask_format("camvid", _index_camvid, "camvid"),
+                       "SegNet layout: train/ trainannot/ val/ valannot/"))
+register_format(Format("folders", lambda r: (r / "images").is_dir() or any((r / s / "images").is_dir()
+                                                                           for s in SPLITS),
+                       _index_mask_format("folders", _index_folders, None),
+                       "images/ + masks/ index PNGs, split by subfolders or train.txt/val.txt", detect_order=90))
+
+# The formats of the field's datasets register themselves.
+from pixelwise.data.formats import carla, cityscapes, pets  # noqa: E402, F401

@@ -1,0 +1,73 @@
+"""Lyft-Udacity challenge / CARLA: ``CameraRGB/`` + ``CameraSeg/``, the class id in the red channel.
+
+``--classes carla`` (default) keeps CARLA's 13 classes; ``--classes carla-reduced`` gives the
+challenge's other / road / vehicle (lane markings count as road). The set has no official split:
+``train.txt`` / ``val.txt`` beside the folders are used when present, else every 10th image is val.
+Several parts (``dataA/``, ``dataB/``...) each holding the two folders are read together.
+
+>>> detect_carla(Path("/nonexistent"))
+False
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pixelwise.data.classes import get_preset
+from pixelwise.data.formats import (
+    ClassesArg,
+    DatasetIndex,
+    Format,
+    classes_or_default,
+    pair_by_stem,
+    read_list,
+    register_format,
+    take_options,
+)
+from pixelwise.data.label_tables import carla_reduced_lookup
+from pixelwise.data.sample import LookupReader, Sample
+from pixelwise.errors import ConfigError
+
+NUM_CARLA = 13
+
+
+def _parts(root: Path) -> list[Path]:
+    if (root / "CameraRGB").is_dir():
+        return [root]
+    return sorted(p for p in root.iterdir() if p.is_dir() and (p / "CameraRGB").is_dir())
+
+
+def detect_carla(root: Path) -> bool:
+    return root.is_dir() and bool(_parts(root))
+
+
+def index_carla(root: Path) -> dict[str, list[Sample]]:
+    samples = [s for part in _parts(root) for s in pair_by_stem(part / "CameraRGB", part / "CameraSeg")]
+    lists = {s: root / f"{s}.txt" for s in ("train", "val", "test") if (root / f"{s}.txt").is_file()}
+    if lists:
+        by_stem = {s.image.stem: s for s in samples}
+        return {split: [by_stem[stem] for stem in read_list(path) if stem in by_stem] for split, path in lists.items()}
+    return {"train": [s for i, s in enumerate(samples) if i % 10 != 9],
+            "val": [s for i, s in enumerate(samples) if i % 10 == 9]}
+
+
+def open_carla(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
+    take_options("carla", options, {})
+    spec = classes_or_default(root, classes, "carla")
+    if spec == get_preset("carla"):
+        table = np.full(256, 256, np.uint16)
+        table[:NUM_CARLA] = np.arange(NUM_CARLA)
+    elif spec == get_preset("carla-reduced"):
+        table = carla_reduced_lookup().astype(np.uint16)
+        table[NUM_CARLA:] = 256
+    else:
+        raise ConfigError("CARLA targets are --classes carla (13 classes) or carla-reduced (other/road/vehicle)")
+    reader = LookupReader(spec, table, channel=0, what="CARLA class id (red channel)",
+                          valid=f"0..{NUM_CARLA - 1}")
+    return DatasetIndex(root, "carla", spec, index_carla(root), reader)
+
+
+register_format(Format("carla", detect_carla, open_carla, "CameraRGB/ + CameraSeg/ (class id in red)",
+                       detect_order=30))

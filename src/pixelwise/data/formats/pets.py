@@ -1,0 +1,70 @@
+"""Oxford-IIIT Pet: ``images/*.jpg`` with ``annotations/trimaps/*.png`` and the official splits.
+
+Trimap values: 1 pet, 2 background, 3 border. ``--classes pets`` (default) gives background/pet with the
+border ignored (``--format pets:border=pet`` or ``border=background`` assigns it instead);
+``--classes pets-trimap`` keeps the three regions. Splits: ``train`` = ``annotations/trainval.txt``,
+``val`` = ``test`` = ``annotations/test.txt`` (the dataset has no separate validation list).
+
+>>> detect_pets(Path("/nonexistent"))
+False
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pixelwise.data.classes import get_preset
+from pixelwise.data.formats import (
+    ClassesArg,
+    DatasetIndex,
+    Format,
+    classes_or_default,
+    pair_by_stem,
+    register_format,
+    take_options,
+)
+from pixelwise.data.label_tables import pets_trimap_lookup
+from pixelwise.data.sample import LookupReader, Sample
+from pixelwise.errors import ConfigError, DataError
+
+
+def detect_pets(root: Path) -> bool:
+    return (root / "annotations" / "trimaps").is_dir() and (root / "images").is_dir()
+
+
+def _split_stems(path: Path) -> list[str]:
+    """``Abyssinian_100 1 1 1`` lines: the first word is the image stem."""
+    return [line.split()[0] for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def index_pets(root: Path) -> dict[str, list[Sample]]:
+    images, trimaps = root / "images", root / "annotations" / "trimaps"
+    splits: dict[str, list[Sample]] = {}
+    lists = {"train": root / "annotations" / "trainval.txt", "test": root / "annotations" / "test.txt"}
+    for split, path in lists.items():
+        if path.is_file():
+            splits[split] = pair_by_stem(images, trimaps, _split_stems(path))
+    if not splits:
+        raise DataError(f"{root / 'annotations'}: neither trainval.txt nor test.txt found; unpack "
+                        "annotations.tar.gz of the Oxford-IIIT Pet dataset there")
+    if "test" in splits:
+        splits["val"] = splits["test"]
+    return splits
+
+
+def open_pets(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
+    options = take_options("pets", options, {"border": ("ignore", "pet", "background")})
+    spec = classes_or_default(root, classes, "pets")
+    if spec == get_preset("pets"):
+        table = pets_trimap_lookup("binary", options.get("border", "ignore"))
+    elif spec == get_preset("pets-trimap"):
+        table = pets_trimap_lookup("trimap")
+    else:
+        raise ConfigError("Oxford pets targets are --classes pets (background/pet) or pets-trimap")
+    reader = LookupReader(spec, table, what="trimap value",
+                          valid="trimaps hold 1 pet, 2 background, 3 border")
+    return DatasetIndex(root, "pets", spec, index_pets(root), reader)
+
+
+register_format(Format("pets", detect_pets, open_pets, "images/ + annotations/trimaps/ + trainval.txt/test.txt",
+                       detect_order=20))
