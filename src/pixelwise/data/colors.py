@@ -205,3 +205,38 @@ class ColorMaskDecoder:
         share = self.unknown_pixels / self.total_pixels
         return (f"{self.unknown_pixels} of {self.total_pixels} mask pixels ({share:.2%}) in {self.files_with_unknown} "
                 f"of {self.files} files match no class colour within {self.tolerance:g}; they are ignored")
+
+
+def refine_boundaries(mask_rgb: np.ndarray, ids: np.ndarray, palette: np.ndarray, confident: float = 12.0,
+                      radius: int = 2, ignore_value: int = 255) -> np.ndarray:
+    """Re-decide smeared boundary pixels among the classes of their confidently decoded neighbours.
+
+    JPEG stores colour at half resolution (4:2:0), so every class boundary of a colour mask is smeared
+    over about two pixels, and a smeared colour can lie nearer to a third class than to either real
+    neighbour (road|sky blends into "wall"). A pixel farther than ``confident`` from its nearest colour
+    takes, among the classes of pixels within ``radius`` that are within ``confident`` of theirs, the
+    one whose colour is nearest to it; with no such neighbour it keeps its nearest-colour answer.
+    """
+    palette = _check_palette(palette).astype(np.int32)
+    rgb = np.ascontiguousarray(mask_rgb[..., :3]).astype(np.int32)
+    known = ids != ignore_value
+    d2 = np.full(ids.shape, np.iinfo(np.int32).max, np.int64)
+    d2[known] = ((rgb[known] - palette[ids[known]]) ** 2).sum(-1)
+    sure = known & (d2 <= confident**2)
+    ys, xs = np.nonzero(~sure)
+    if ys.size == 0:
+        return ids
+    labels = np.pad(np.where(sure, ids, ignore_value), radius, constant_values=ignore_value)
+    colours = rgb[ys, xs]
+    best, best_d2 = ids[ys, xs].copy(), np.full(ys.size, np.iinfo(np.int64).max)
+    table = np.zeros((256, 3), np.int32)
+    table[: len(palette)] = palette
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            cand = labels[ys + radius + dy, xs + radius + dx]
+            dist = ((colours - table[cand]) ** 2).sum(-1)
+            better = (cand != ignore_value) & (dist < best_d2)
+            best[better], best_d2[better] = cand[better], dist[better]
+    out = ids.copy()
+    out[ys, xs] = best
+    return out

@@ -125,3 +125,53 @@ class LookupReader(SampleReader):
             raise DataError(f"{sample.mask}: {self.what} {values[0]} is not valid{valid}: {int(bad.sum())} pixels, "
                             f"values {values}; fix the mask, or check --format and --classes")
         return ids.astype(np.uint8)
+
+
+class ColorMaskReader(SampleReader):
+    """Colour masks: every pixel painted with its class colour, matched to the nearest palette colour.
+
+    Pixels farther than ``tolerance`` from every colour are ignored and counted (see
+    :class:`~pixelwise.data.colors.ColorMaskDecoder`); a mask that mostly matches nothing is an error.
+    """
+
+    def __init__(self, classes: ClassSpec, tolerance: float = 30.0) -> None:
+        from pixelwise.data.colors import ColorMaskDecoder
+
+        super().__init__(classes)
+        self.decoder = ColorMaskDecoder(classes, tolerance)
+
+    def decode(self, mask_rgb: np.ndarray, path: str | Path) -> np.ndarray:
+        from pixelwise.data.colors import refine_boundaries
+
+        ids = refine_boundaries(mask_rgb, self.decoder(mask_rgb, path), self.classes.palette)
+        # A class that is also the ignore index (a "void" colour) becomes ignore; unmatched pixels already are.
+        return np.where(ids == MASK_IGNORE, MASK_IGNORE, self.lut[ids]).astype(np.uint8)
+
+    def read_ids(self, sample: Sample) -> np.ndarray:
+        return self.decode(read_image(sample.mask), sample.mask)
+
+
+class CompositeReader(ColorMaskReader):
+    """One file holds the photo (left half) and its colour mask (right half), as in the pix2pix sets."""
+
+    def _halves(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+        both = read_image(sample.image)
+        width = both.shape[1]
+        if width % 2:
+            raise DataError(f"{sample.image}: composite is {width} pixels wide, an odd number; expected photo and "
+                            "mask side by side at equal widths (use another --format for plain images)")
+        return both[:, : width // 2], both[:, width // 2 :]
+
+    def read_image(self, sample: Sample) -> np.ndarray:
+        return self._halves(sample)[0]
+
+    def image_size(self, sample: Sample) -> tuple[int, int]:
+        height, width = image_size(sample.image)
+        return height, width // 2
+
+    def read_ids(self, sample: Sample) -> np.ndarray:
+        return self.decode(self._halves(sample)[1], sample.image)
+
+    def load(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+        photo, mask = self._halves(sample)  # decode the JPEG once for both halves
+        return np.ascontiguousarray(photo), self.decode(mask, sample.image)

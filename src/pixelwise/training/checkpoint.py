@@ -81,7 +81,15 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta) ->
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata={"pixelwise": meta.to_json()})
+    make_readable(tmp)
     os.replace(tmp, path)
+
+
+def make_readable(path: Path) -> None:
+    """Give a file the permissions of a normal new file (safetensors writes 0600), so others can read it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def read_meta(path: str | Path) -> CheckpointMeta:

@@ -22,6 +22,7 @@ import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
 from pixelwise.errors import CheckpointError
+from pixelwise.training.checkpoint import make_readable
 
 
 @dataclass
@@ -62,6 +63,7 @@ def save_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
     save_file(weights, str(folder / "model.safetensors.tmp"))
     payload = {"state": asdict(state), "optimizer": optimizer.state_dict(), "rng": _rng_state()}
     torch.save(payload, folder / "state.pt.tmp")
+    make_readable(folder / "model.safetensors.tmp")
     os.replace(folder / "model.safetensors.tmp", folder / "model.safetensors")
     os.replace(folder / "state.pt.tmp", folder / "state.pt")
 

@@ -48,7 +48,7 @@ class DatasetIndex:
         return samples
 
 
-def _files(folder: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
+def files_by_stem(folder: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
     """Files of a folder keyed by stem (hidden files skipped)."""
     if not folder.is_dir():
         return {}
@@ -56,9 +56,13 @@ def _files(folder: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
             if p.is_file() and p.suffix.lower() in extensions and not p.name.startswith(".")}
 
 
-def pair_by_stem(image_dir: Path, mask_dir: Path, stems: list[str] | None = None) -> list[Sample]:
-    """Match images and masks by stem; any unpaired file is an error naming it."""
-    images, masks = _files(image_dir, IMAGE_EXTENSIONS), _files(mask_dir, MASK_EXTENSIONS)
+def pair_by_stem(image_dir: Path, mask_dir: Path, stems: list[str] | None = None, mask_suffix: str = ""
+                 ) -> list[Sample]:
+    """Match images and masks by stem (a mask's stem may carry ``mask_suffix``, e.g. CamVid's ``_L``);
+    any unpaired file is an error naming it."""
+    images = files_by_stem(image_dir, IMAGE_EXTENSIONS)
+    masks = {s.removesuffix(mask_suffix): p for s, p in files_by_stem(mask_dir, MASK_EXTENSIONS).items()
+             if s.endswith(mask_suffix)}
     if stems is not None:
         missing = [s for s in stems if s not in images]
         if missing:
@@ -87,8 +91,16 @@ def _index_folders(root: Path) -> dict[str, list[Sample]]:
     list_files = {s: root / f"{s}.txt" for s in SPLITS if (root / f"{s}.txt").is_file()}
     if list_files:
         return {s: pair_by_stem(root / "images", root / "masks", read_list(f)) for s, f in list_files.items()}
-    samples = pair_by_stem(root / "images", root / "masks")
-    # No split given: hold out every 10th image (deterministic, spread over the sorted names).
+    return split_samples(root, pair_by_stem(root / "images", root / "masks"))
+
+
+def split_samples(root: Path, samples: list[Sample]) -> dict[str, list[Sample]]:
+    """Splits of a layout without split folders: ``train.txt`` / ``val.txt`` / ``test.txt`` (image stems)
+    beside the data when present, else every 10th image (sorted by name) held out as ``val``."""
+    lists = {s: root / f"{s}.txt" for s in SPLITS if (root / f"{s}.txt").is_file()}
+    if lists:
+        by_stem = {s.image.stem: s for s in samples}
+        return {split: [by_stem[stem] for stem in read_list(path) if stem in by_stem] for split, path in lists.items()}
     return {"train": [x for i, x in enumerate(samples) if i % 10 != 9],
             "val": [x for i, x in enumerate(samples) if i % 10 == 9]}
 
@@ -215,4 +227,4 @@ register_format(Format("folders", lambda r: (r / "images").is_dir() or any((r / 
                        "images/ + masks/ index PNGs, split by subfolders or train.txt/val.txt", detect_order=90))
 
 # The formats of the field's datasets register themselves.
-from pixelwise.data.formats import carla, cityscapes, pets  # noqa: E402, F401
+from pixelwise.data.formats import carla, cityscapes, colormasks, pets, rle_csv  # noqa: E402, F401

@@ -22,8 +22,8 @@ from pixelwise.data.formats import (
     Format,
     classes_or_default,
     pair_by_stem,
-    read_list,
     register_format,
+    split_samples,
     take_options,
 )
 from pixelwise.data.label_tables import carla_reduced_lookup
@@ -45,12 +45,7 @@ def detect_carla(root: Path) -> bool:
 
 def index_carla(root: Path) -> dict[str, list[Sample]]:
     samples = [s for part in _parts(root) for s in pair_by_stem(part / "CameraRGB", part / "CameraSeg")]
-    lists = {s: root / f"{s}.txt" for s in ("train", "val", "test") if (root / f"{s}.txt").is_file()}
-    if lists:
-        by_stem = {s.image.stem: s for s in samples}
-        return {split: [by_stem[stem] for stem in read_list(path) if stem in by_stem] for split, path in lists.items()}
-    return {"train": [s for i, s in enumerate(samples) if i % 10 != 9],
-            "val": [s for i, s in enumerate(samples) if i % 10 == 9]}
+    return split_samples(root, samples)
 
 
 def open_carla(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:

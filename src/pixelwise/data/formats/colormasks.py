@@ -1,0 +1,93 @@
+"""Layouts whose labels are colour images: pix2pix-style composites and the 32-class CamVid.
+
+``composite``: ``train/`` and ``val/`` hold images with the photo on the left half and its colour mask
+on the right half (the popular 256x512 Cityscapes set). Colours map to the nearest colour of the
+``--classes`` palette (default ``cityscapes-labelids``) within ``tolerance`` (``--format
+composite:tolerance=40``), so JPEG noise is harmless and composites coloured with any palette work.
+Never KMeans: clustering invents classes and shuffles their ids.
+
+``camvid32``: the original 32-class CamVid colour labels, as ``train/ train_labels/ val/ val_labels/
+test/ test_labels/`` with ``class_dict.csv`` (name,r,g,b) and masks named ``<image stem>_L.png``.
+
+>>> detect_composite(Path("/nonexistent")), detect_camvid32(Path("/nonexistent"))
+(False, False)
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from pixelwise.data.classes import ClassSpec
+from pixelwise.data.formats import (
+    SPLITS,
+    ClassesArg,
+    DatasetIndex,
+    Format,
+    classes_or_default,
+    files_by_stem,
+    pair_by_stem,
+    register_format,
+    take_options,
+)
+from pixelwise.data.io import IMAGE_EXTENSIONS, image_size
+from pixelwise.data.sample import ColorMaskReader, CompositeReader, Sample
+from pixelwise.errors import ConfigError, DataError
+
+
+def _tolerance(fmt: str, options: dict[str, str]) -> float:
+    take_options(fmt, options, {"tolerance": None})
+    try:
+        return float(options.get("tolerance", 30))
+    except ValueError:
+        raise ConfigError(f"--format {fmt}: tolerance={options['tolerance']} is not a number") from None
+
+
+def detect_composite(root: Path) -> bool:
+    """Split folders of images only, whose first image is twice as wide as it is high."""
+    for split in SPLITS:
+        files = sorted(files_by_stem(root / split, IMAGE_EXTENSIONS).values())
+        if files and not (root / f"{split}annot").exists() and not (root / f"{split}_labels").exists():
+            try:
+                height, width = image_size(files[0])
+            except DataError:
+                return False
+            return width == 2 * height
+    return False
+
+
+def open_composite(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
+    tolerance = _tolerance("composite", options)
+    spec = classes_or_default(root, classes, "cityscapes-labelids")
+    splits = {s: [Sample(p, p) for p in sorted(files_by_stem(root / s, IMAGE_EXTENSIONS).values())]
+              for s in SPLITS if (root / s).is_dir()}
+    return DatasetIndex(root, "composite", spec, splits, CompositeReader(spec, tolerance))
+
+
+def read_class_dict(path: Path) -> ClassSpec:
+    """CamVid's ``class_dict.csv``: a header ``name,r,g,b`` and one class per row."""
+    try:
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        return ClassSpec.from_lists([r["name"] for r in rows], [(int(r["r"]), int(r["g"]), int(r["b"])) for r in rows])
+    except (KeyError, ValueError, TypeError) as e:
+        raise DataError(f"{path}: expected a header name,r,g,b and one class per row ({e})") from None
+
+
+def detect_camvid32(root: Path) -> bool:
+    return (root / "class_dict.csv").is_file() and any((root / f"{s}_labels").is_dir() for s in SPLITS)
+
+
+def open_camvid32(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
+    tolerance = _tolerance("camvid32", options)
+    spec = classes_or_default(root, classes, None) if classes is not None or (root / "classes.yaml").is_file() \
+        else read_class_dict(root / "class_dict.csv")
+    splits = {s: pair_by_stem(root / s, root / f"{s}_labels", mask_suffix="_L")
+              for s in SPLITS if (root / f"{s}_labels").is_dir()}
+    return DatasetIndex(root, "camvid32", spec, splits, ColorMaskReader(spec, tolerance))
+
+
+register_format(Format("camvid32", detect_camvid32, open_camvid32,
+                       "train/ train_labels/ (<stem>_L.png colour masks) + class_dict.csv", detect_order=25))
+register_format(Format("composite", detect_composite, open_composite,
+                       "train/ val/ of photo|colour-mask images side by side", detect_order=80))

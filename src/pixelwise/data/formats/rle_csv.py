@@ -1,0 +1,130 @@
+"""Run-length encoded masks in a CSV file (Kaggle style: ships, steel defects, cells, buildings).
+
+The layout: one ``*.csv`` with a header holding ``ImageId`` and ``EncodedPixels`` (and optionally a
+class column such as ``ClassId``) beside a folder of images. Several rows of one image merge into one
+mask (a later row wins where runs overlap); images without any row, or with an empty
+``EncodedPixels``, are all background (0). Without a class column, every run is class 1.
+
+Options (``--format rle-csv:key=value,...``): ``csv=NAME`` when the folder holds several CSV files,
+``images=FOLDER`` (default: the only image folder), ``order=F`` (Kaggle: column-major, the default) or
+``C`` (row-major), ``class_column=NAME``. Classes default to the ``binary`` preset (or classes.yaml).
+Splits: ``train.txt`` / ``val.txt`` beside the CSV, else every 10th image goes to val.
+
+>>> detect_rle_csv(Path("/nonexistent"))
+False
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from pixelwise.data.formats import (
+    ClassesArg,
+    DatasetIndex,
+    Format,
+    classes_or_default,
+    files_by_stem,
+    register_format,
+    split_samples,
+    take_options,
+)
+from pixelwise.data.io import IMAGE_EXTENSIONS
+from pixelwise.data.rle import merge_rles
+from pixelwise.data.sample import Sample, SampleReader, to_class_ids
+from pixelwise.errors import ConfigError, DataError
+
+CLASS_COLUMNS = ("ClassId", "class_id", "class", "category")
+
+
+def _rle_csvs(root: Path) -> list[Path]:
+    found = []
+    for path in sorted(root.glob("*.csv")):
+        with path.open(newline="") as f:
+            header = next(csv.reader(f), [])
+        if "EncodedPixels" in header:
+            found.append(path)
+    return found
+
+
+def detect_rle_csv(root: Path) -> bool:
+    return root.is_dir() and bool(_rle_csvs(root))
+
+
+class RleCsvReader(SampleReader):
+    """Masks decoded from the CSV rows of the sample's image (kept in memory: a few MB even for 200k rows)."""
+
+    def __init__(self, classes, rows: dict[str, list[tuple[str, int, int]]], order: str, csv_path: Path) -> None:
+        super().__init__(classes)
+        self.rows, self.order, self.csv_path = rows, order, csv_path
+
+    def read_ids(self, sample: Sample) -> np.ndarray:
+        shape = self.image_size(sample)
+        rows = self.rows.get(sample.image.name, [])
+        lines = ", ".join(str(line) for _, _, line in rows[:3]) or "-"
+        mask = merge_rles([(rle, value) for rle, value, _ in rows], shape, self.order,
+                          where=f"{self.csv_path} row {lines} ({sample.image.name})")
+        return to_class_ids(mask, self.classes, f"{self.csv_path} ({sample.image.name})", self.lut)
+
+
+def _read_rows(path: Path, class_column: str | None) -> dict[str, list[tuple[str, int, int]]]:
+    rows: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        if "ImageId" not in header:
+            raise DataError(f"{path}: no ImageId column (header: {', '.join(header)})")
+        column = class_column or next((c for c in CLASS_COLUMNS if c in header), None)
+        if class_column and class_column not in header:
+            raise ConfigError(f"{path}: class_column={class_column} is not a column (header: {', '.join(header)})")
+        for line, row in enumerate(reader, start=2):
+            value = 1
+            if column is not None:
+                try:
+                    value = int(row[column])
+                except (TypeError, ValueError):
+                    raise DataError(f"{path} row {line}: {column}={row[column]!r} is not an integer class") from None
+            rows[row["ImageId"]].append((row.get("EncodedPixels") or "", value, line))
+    return rows
+
+
+def open_rle_csv(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
+    options = take_options("rle-csv", options, {"csv": None, "images": None, "order": ("F", "C"),
+                                                "class_column": None})
+    csvs = _rle_csvs(root)
+    if "csv" in options:
+        csv_path = root / options["csv"]
+        if not csv_path.is_file():
+            raise DataError(f"{csv_path}: CSV file not found")
+    elif len(csvs) == 1:
+        csv_path = csvs[0]
+    else:
+        names = ", ".join(p.name for p in csvs) or "none"
+        raise ConfigError(f"{root}: choose the CSV with --format rle-csv:csv=NAME (RLE CSV files: {names})")
+    folders = [p for p in sorted(root.iterdir()) if p.is_dir() and files_by_stem(p, IMAGE_EXTENSIONS)]
+    if "images" in options:
+        image_dir = root / options["images"]
+    elif len(folders) == 1:
+        image_dir = folders[0]
+    else:
+        raise ConfigError(f"{root}: choose the image folder with --format rle-csv:images=FOLDER "
+                          f"(folders with images: {', '.join(p.name for p in folders) or 'none'})")
+    rows = _read_rows(csv_path, options.get("class_column"))
+    images = {p.name: p for p in files_by_stem(image_dir, IMAGE_EXTENSIONS).values()}
+    unknown = [name for name in rows if name not in images]
+    if unknown:
+        line = rows[unknown[0]][0][2]
+        raise DataError(f"{csv_path} row {line}: ImageId {unknown[0]} has no image in {image_dir} "
+                        f"({len(unknown)} such ids); add the images or remove the rows")
+    samples = [Sample(images[name], csv_path) for name in sorted(images)]
+    splits = split_samples(root, samples)
+    spec = classes_or_default(root, classes, "binary")
+    return DatasetIndex(root, "rle-csv", spec, splits, RleCsvReader(spec, dict(rows), options.get("order", "F"),
+                                                                     csv_path))
+
+
+register_format(Format("rle-csv", detect_rle_csv, open_rle_csv,
+                       "a CSV with ImageId,EncodedPixels beside an image folder", detect_order=40))
