@@ -66,7 +66,9 @@ class TrainConfig(BaseModel):
 
     # optimisation
     loss: str = "ce"
-    class_weights: list[float] | None = None
+    # A weight per class for the CE loss, or computed from the training masks: "auto"/"median"
+    # (median-frequency balancing, as SegNet) or "inverse" (inverse frequency).
+    class_weights: list[float] | Literal["auto", "median", "inverse"] | None = None
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)

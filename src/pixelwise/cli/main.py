@@ -26,6 +26,10 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+datasets_app = typer.Typer(help="Inspect, convert and download datasets.", no_args_is_help=True,
+                           rich_markup_mode=None)
+app.add_typer(datasets_app, name="datasets")
+
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 # Recent typer vendors its own copy of click; older releases raise click's own exceptions.
 CLICK_EXIT = (typer.Exit, click.exceptions.Exit)
@@ -72,6 +76,8 @@ def train(
     optimizer: Annotated[str | None, typer.Option(help="adamw or sgd.")] = None,
     schedule: Annotated[str | None, typer.Option(help="poly, cosine, onecycle or constant.")] = None,
     grad_clip: Annotated[float | None, typer.Option(help="Max gradient norm.")] = None,
+    class_weights: Annotated[str | None, typer.Option(
+        help="CE class weights: auto (median frequency), inverse, or a comma list.")] = None,
     precision: Annotated[str | None, typer.Option(help="auto, bf16, fp16 or fp32.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     workers: Annotated[int | None, typer.Option(help="Data-loading processes.")] = None,
@@ -100,6 +106,8 @@ def train(
                  seed=seed, patience=patience, out=out, progress=progress)
     if resume and config is None and out is not None and (Path(out) / "config.yaml").is_file():
         config = Path(out) / "config.yaml"  # a resumed run keeps its recipe; flags may extend it
+    if class_weights is not None:
+        flags["class_weights"] = parse_weights(class_weights)
     recipe = load_config(config, **flags)
     result = run_training(recipe, resume=resume)
     if result.best_metrics:
@@ -179,6 +187,80 @@ def models() -> None:
 
     for name in list_models():
         typer.echo(f"{name:<16} {describe_model(name)}")
+
+
+def parse_weights(text: str) -> str | list[float]:
+    if text in ("auto", "median", "inverse"):
+        return text
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is not auto, median, inverse or a comma list of numbers",
+                                 param_hint="--class-weights") from None
+
+
+@datasets_app.command("inspect")
+def datasets_inspect(
+    path: Annotated[Path, typer.Argument(help="Dataset folder.")],
+    format: Annotated[str, typer.Option(help="Layout (auto detects it).")] = "auto",
+    classes: Annotated[str | None, typer.Option(help="Class preset or classes.yaml path.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Bar chart PNG of the class shares.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit non-zero on any problem.")] = False,
+) -> None:
+    """Detected format, images per split, sizes, pixel share per class, and every problem found.
+
+    \b
+    Example:
+      pixelwise datasets inspect ../shared/data/camvid --plot camvid-shares.png
+    """
+    from pixelwise.data.inspect import inspect_dataset, save_shares_plot
+
+    report = inspect_dataset(path, format, classes)
+    typer.echo(report.format_text())
+    if plot is not None:
+        save_shares_plot(report, plot)
+        typer.echo(f"wrote {plot}")
+    if strict and (report.problems or report.warnings):
+        raise typer.Exit(1)
+
+
+@datasets_app.command("convert")
+def datasets_convert(
+    src: Annotated[Path, typer.Argument(help="Dataset folder in any readable layout.")],
+    to: Annotated[Path, typer.Option("--to", help="Destination folder (new or empty).")],
+    format: Annotated[str, typer.Option(help="Source layout (auto detects it).")] = "auto",
+    classes: Annotated[str | None, typer.Option(help="Class preset or classes.yaml path.")] = None,
+    target: Annotated[str, typer.Option("--target", help="folders (index PNGs) or rle-csv.")] = "folders",
+) -> None:
+    """Write a dataset in the canonical folders layout (index PNGs + classes.yaml) or as RLE CSV.
+
+    \b
+    Example:
+      pixelwise datasets convert data/cityscapes-pix2pix --format composite --to data/cityscapes-folders
+    """
+    from pixelwise.data.convert import convert_dataset
+
+    result = convert_dataset(src, to, format, classes, target)
+    typer.echo(f"wrote {result.images} images to {result.destination} ({target})")
+    if result.ignored_as_background:
+        typer.echo(f"note: {result.ignored_as_background} ignored pixels became background (RLE has no ignore)")
+
+
+@datasets_app.command("download")
+def datasets_download(
+    name: Annotated[str, typer.Argument(help="camvid, oxford-pets or membrane.")],
+    to: Annotated[Path, typer.Option("--to", help="Folder to put the dataset in.")],
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Download a public dataset, verify its checksum, and unpack it safely.
+
+    \b
+    Example:
+      pixelwise datasets download oxford-pets --to data
+    """
+    from pixelwise.data.download import download_dataset
+
+    typer.echo(f"ready: {download_dataset(name, to, progress=progress)}")
 
 
 def main(argv: list[str] | None = None) -> int:

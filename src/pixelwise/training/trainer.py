@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, Sampler, Subset
 from tqdm.auto import tqdm
 
 from pixelwise.config import TrainConfig
-from pixelwise.data.checks import scan_samples
+from pixelwise.data.checks import class_weights, scan_dataset
 from pixelwise.data.dataset import SegmentationDataset, collate_padded
 from pixelwise.data.formats import DatasetIndex, open_dataset
 from pixelwise.data.io import read_image
@@ -137,13 +137,24 @@ class Trainer:
         cfg = self.config
         index = open_dataset(cfg.data, cfg.format, cfg.classes)
         train_samples, val_samples = index.split(cfg.train_split), index.split(cfg.val_split)
-        counts = scan_samples(train_samples, index.classes, reader=index.reader)  # fails fast on a bad file
-        scan_samples(val_samples, index.classes, reader=index.reader)
+        self.train_scan = scan_dataset(train_samples, index.classes, reader=index.reader)  # fails fast on a bad file
+        scan_dataset(val_samples, index.classes, reader=index.reader)
+        counts = self.train_scan.class_pixels
         absent = [n for n, c in zip(index.classes.names, counts[:-1], strict=True) if c == 0]
         self.log(f"data: {index.root} ({index.format}), {len(train_samples)} train / {len(val_samples)} val "
                  f"images, {index.classes.num_classes} classes"
                  + (f"; not in train: {', '.join(absent)}" if absent else ""))
+        decoder = getattr(index.reader, "decoder", None)
+        if decoder is not None and decoder.summary():
+            self.log(f"warning: {decoder.summary()}")
         return index
+
+    def _class_weights(self, names: list[str]) -> list[float] | None:
+        weights = self.config.class_weights
+        if isinstance(weights, str):
+            weights = class_weights(self.train_scan, "median" if weights == "auto" else weights)
+            self.log("class weights: " + ", ".join(f"{n} {w:.3g}" for n, w in zip(names, weights, strict=True)))
+        return weights
 
     def _loaders(self, index: DatasetIndex) -> tuple[SegmentationDataset, EpochSampler, DataLoader]:
         cfg = self.config
@@ -197,7 +208,7 @@ class Trainer:
         train_set, sampler, val_loader = self._loaders(index)
         set_seed(cfg.seed)  # python, numpy and torch: the same seed gives the same initial weights
         model, optimizer = self._model_and_optimizer(classes.num_classes)
-        loss_fn = build_loss(cfg.loss, classes.num_classes, cfg.class_weights).to(self.device)
+        loss_fn = build_loss(cfg.loss, classes.num_classes, self._class_weights(classes.names)).to(self.device)
         model, optimizer = self.accelerator.prepare(model, optimizer)
         raw_model = self.accelerator.unwrap_model(model)
         meta = CheckpointMeta.for_model(raw_model, classes, input_size=cfg.img_size)

@@ -206,7 +206,7 @@ def open_dataset(root: str | Path, format: str = "auto", classes: ClassesArg = N
     """
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: data folder not found; check --data (it must be a folder)")
+        raise DataError(f"{root}: data folder not found; check the path (it must be a folder)")
     format, options = parse_format(format)
     if format == "auto":
         format = detect_format(root)
@@ -227,4 +227,4 @@ register_format(Format("folders", lambda r: (r / "images").is_dir() or any((r / 
                        "images/ + masks/ index PNGs, split by subfolders or train.txt/val.txt", detect_order=90))
 
 # The formats of the field's datasets register themselves.
-from pixelwise.data.formats import carla, cityscapes, colormasks, pets, rle_csv  # noqa: E402, F401
+from pixelwise.data.formats import carla, cityscapes, coco, colormasks, pets, rle_csv  # noqa: E402, F401

@@ -1,0 +1,143 @@
+"""``pixelwise datasets convert``: any readable layout to the canonical ``folders`` layout (or RLE CSV).
+
+``folders`` output: ``DST/images/<split>/<stem><ext>`` (the original image file, copied byte for
+byte when the format stores it as a plain file, else written as PNG), ``DST/masks/<split>/<stem>.png``
+(class ids; ignored pixels get the ignore index) and ``DST/classes.yaml``.
+
+``rle-csv`` output: ``DST/images/`` (all splits), ``DST/<split>.txt`` lists and ``DST/masks.csv`` with
+``ImageId,EncodedPixels,ClassId`` rows (Kaggle's column-major runs, one row per image and class
+present); ignored pixels cannot be stored in RLE and become background (their count is reported).
+
+>>> from pixelwise.data.synthetic import write_dataset
+>>> import tempfile, os
+>>> src = write_dataset(tempfile.mkdtemp(), n_train=2, n_val=1, height=16, width=20)
+>>> dst = os.path.join(tempfile.mkdtemp(), "out")
+>>> convert_dataset(src, dst).images
+3
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pixelwise.data.formats import ClassesArg, open_dataset
+from pixelwise.data.io import write_png
+from pixelwise.data.rle import rle_encode
+from pixelwise.data.sample import SampleReader
+from pixelwise.data.transforms import MASK_IGNORE
+from pixelwise.errors import ConfigError, DataError
+
+TARGETS = ("folders", "rle-csv")
+
+
+@dataclass
+class ConvertResult:
+    destination: Path
+    images: int
+    ignored_as_background: int = 0  # rle-csv only
+
+
+def _plain_image_file(reader: SampleReader) -> bool:
+    """True when the reader reads the image file unchanged, so it can be copied byte for byte."""
+    return type(reader).read_image is SampleReader.read_image
+
+
+def convert_dataset(src: str | Path, dst: str | Path, format: str = "auto", classes: ClassesArg = None,
+                    to: str = "folders") -> ConvertResult:
+    if to not in TARGETS:
+        raise ConfigError(f"unknown --target '{to}'; choose one of {', '.join(TARGETS)}")
+    dst = Path(dst)
+    if dst.exists() and any(dst.iterdir()):
+        raise ConfigError(f"{dst}: already holds files; choose an empty or new destination")
+    index = open_dataset(src, format, classes)
+    spec, reader = index.classes, index.reader
+    if to == "rle-csv" and spec.num_classes > 255:
+        raise ConfigError("rle-csv holds at most 255 classes")
+    # Build everything in a sibling temporary folder and move it into place at the end, so an
+    # interrupted conversion never leaves a half dataset at DST.
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{dst.name}-", dir=dst.parent))
+    try:
+        result = (_to_folders if to == "folders" else _to_rle_csv)(index, reader, work)
+        spec_out = spec
+        if spec.ignore_index is None and result.get("ignored", 0) and to == "folders":
+            spec_out = spec.model_copy(update={"ignore_index": MASK_IGNORE})  # unmatched colours were ignored
+        spec_out.to_yaml(work / "classes.yaml")
+        if dst.exists():
+            dst.rmdir()
+        os.replace(work, dst)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return ConvertResult(dst, result["images"], result.get("ignored", 0) if to == "rle-csv" else 0)
+
+
+def _stem_map(samples, split: str) -> list[tuple[str, object]]:
+    seen: dict[str, Path] = {}
+    out = []
+    for sample in samples:
+        stem = sample.image.stem
+        if stem in seen:
+            raise DataError(f"{sample.image}: same file name as {seen[stem]} in split '{split}'; "
+                            "the folders layout matches images and masks by name")
+        seen[stem] = sample.image
+        out.append((stem, sample))
+    return out
+
+
+def _to_folders(index, reader: SampleReader, work: Path) -> dict[str, int]:
+    ignore_value = index.classes.ignore_index if index.classes.ignore_index is not None else MASK_IGNORE
+    images = ignored = 0
+    for split, samples in index.splits.items():
+        (work / "images" / split).mkdir(parents=True)
+        (work / "masks" / split).mkdir(parents=True)
+        for stem, sample in _stem_map(samples, split):
+            image, ids = reader.load(sample)
+            if _plain_image_file(reader):
+                shutil.copyfile(sample.image, work / "images" / split / sample.image.name)
+            else:
+                write_png(work / "images" / split / f"{stem}.png", image)
+            is_ignored = ids == MASK_IGNORE
+            ignored += int(is_ignored.sum())
+            mask = np.where(is_ignored, ignore_value, ids).astype(np.uint16 if ignore_value > 255 else np.uint8)
+            write_png(work / "masks" / split / f"{stem}.png", mask)
+            images += 1
+    return {"images": images, "ignored": ignored}
+
+
+def _to_rle_csv(index, reader: SampleReader, work: Path) -> dict[str, int]:
+    (work / "images").mkdir()
+    images = ignored = 0
+    names: dict[str, str] = {}
+    with (work / "masks.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["ImageId", "EncodedPixels", "ClassId"])
+        for split, samples in index.splits.items():
+            stems = []
+            for stem, sample in _stem_map(samples, split):
+                image, ids = reader.load(sample)
+                name = sample.image.name if _plain_image_file(reader) else f"{stem}.png"
+                if name in names and names[name] != split:
+                    raise DataError(f"{sample.image}: the name {name} appears in splits {names[name]} and {split}; "
+                                    "rle-csv keeps all images in one folder")
+                names[name] = split
+                if _plain_image_file(reader):
+                    shutil.copyfile(sample.image, work / "images" / name)
+                else:
+                    write_png(work / "images" / name, image)
+                ignored += int((ids == MASK_IGNORE).sum())
+                for value in range(1, index.classes.num_classes):
+                    runs = rle_encode(ids == value)
+                    if runs:
+                        writer.writerow([name, runs, value])
+                stems.append(Path(name).stem)
+                images += 1
+            (work / f"{split}.txt").write_text("".join(f"{s}\n" for s in stems))
+    return {"images": images, "ignored": ignored}

@@ -1,0 +1,365 @@
+"""COCO JSON instance annotations (polygons and RLE) painted into semantic masks.
+
+Layouts (auto-detected):
+
+* crowdAI mapping challenge: ``train/images/*.jpg`` + ``train/annotation.json`` (likewise ``val/``, ``test/``);
+* COCO: ``annotations/instances_<split>.json`` with the images in ``<split>/`` or ``images/<split>/``; a
+  trailing year is dropped from the split name (``instances_train2017.json`` is split ``train``);
+* any other: ``--format coco:ann=PATH`` names one JSON (relative to the data folder); its images are looked
+  up beside the JSON, in ``images/`` beside it, in the data folder or in its ``images/`` (the first that
+  holds the first image), and split by ``train.txt`` / ``val.txt`` or every 10th image to val.
+
+Classes: 0 is background, then category ``k`` of the JSON's ``categories`` list (in list order, whatever
+its id: COCO's sparse ids 1..90 become 1..80) is class ``k + 1``, named after the category, coloured from
+:func:`~pixelwise.data.classes.default_palette` (background black). A ``classes.yaml`` or ``--classes``
+replaces names and colours but must keep this order. Every split's JSON must list the same categories.
+
+Overlaps, a fixed rule: the annotations of an image are painted in order of decreasing area (the
+``area`` field, else the pixel count of the decoded mask; ties by annotation id), so a small object
+lying on a larger one stays visible. Crowd regions (``iscrowd: 1``) are painted after all others, as
+ignore (255, ``crowd=ignore``, the default) or as their class (``--format coco:crowd=class``).
+
+Polygons, uncompressed RLE (``counts`` a list) and compressed RLE (``counts`` a string) are decoded by
+pycocotools, an optional extra (``pip install 'pixelwise[coco]'``). The JSON is read once when the
+dataset is opened (every listed image must exist then); masks are decoded per sample, after checking the
+JSON's ``width`` / ``height`` against the image file's header.
+
+>>> detect_coco(Path("/nonexistent"))
+False
+>>> _split_name("train2017"), _split_name("val"), _split_name("minival2014")
+('train', 'val', 'minival')
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pixelwise.data.classes import ClassSpec, default_palette, resolve_classes
+from pixelwise.data.formats import (
+    SPLITS,
+    ClassesArg,
+    DatasetIndex,
+    Format,
+    register_format,
+    split_samples,
+    take_options,
+)
+from pixelwise.data.sample import Sample, SampleReader, to_class_ids
+from pixelwise.data.transforms import MASK_IGNORE
+from pixelwise.errors import ConfigError, DataError
+
+NEEDS_PYCOCOTOOLS = "the coco format needs pycocotools: pip install 'pixelwise[coco]'"
+COCO_KEYS = ("images", "annotations", "categories")
+_YEAR = re.compile(r"^(.+?)(?:19|20)\d\d$")
+
+# One annotation as kept in the reader: (class value, iscrowd, area or None, tie-break id, segmentation).
+Annotation = tuple[int, bool, float | None, int, Any]
+# One image: (image id, height, width, annotations).
+Record = tuple[Any, int, int, list[Annotation]]
+
+
+def mask_api():
+    """``pycocotools.mask``, imported on first use (an optional dependency)."""
+    try:
+        from pycocotools import mask
+    except ImportError:
+        raise ConfigError(NEEDS_PYCOCOTOOLS) from None
+    return mask
+
+
+def _split_name(name: str) -> str:
+    """``train2017`` -> ``train``: the split of a COCO file name without its year."""
+    match = _YEAR.match(name)
+    return match.group(1) if match else name
+
+
+def _coco_style(root: Path) -> list[Path]:
+    folder = root / "annotations"
+    return sorted(folder.glob("instances_*.json")) if folder.is_dir() else []
+
+
+def _crowdai_style(root: Path) -> list[tuple[str, Path]]:
+    return [(s, root / s / "annotation.json") for s in SPLITS if (root / s / "annotation.json").is_file()]
+
+
+def detect_coco(root: Path) -> bool:
+    return root.is_dir() and bool(_coco_style(root) or _crowdai_style(root))
+
+
+def _split_order(name: str) -> tuple[int, str]:
+    return (SPLITS.index(name) if name in SPLITS else len(SPLITS), name)
+
+
+def _layout(root: Path) -> list[tuple[str, Path, Path]]:
+    """``(split, json, image folder)`` of the COCO layout, else of the crowdAI one."""
+    found: dict[str, tuple[Path, Path]] = {}
+    for path in _coco_style(root):
+        full = path.stem.removeprefix("instances_")
+        split = _split_name(full)
+        if split in found:
+            raise DataError(f"{found[split][0]} and {path.name} both give split '{split}'; keep one year's "
+                            "files in annotations/ or pick one with --format coco:ann=PATH")
+        folders = [root / full, root / "images" / full]
+        image_dir = next((f for f in folders if f.is_dir()), None)
+        if image_dir is None:
+            raise DataError(f"{path}: no image folder for split '{full}' (looked for {folders[0]} and "
+                            f"{folders[1]}); unpack the {full} images there")
+        found[split] = (path, image_dir)
+    if not found:
+        found = {s: (path, root / s / "images") for s, path in _crowdai_style(root)}
+    return [(s, *found[s]) for s in sorted(found, key=_split_order)]
+
+
+def load_coco_json(path: Path) -> dict:
+    """A COCO annotation file, checked to hold ``images``, ``annotations`` and ``categories``."""
+    try:
+        with path.open("rb") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise DataError(f"{path}: COCO annotation file not found") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read this file ({e.strerror})") from None
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+        raise DataError(f"{path}: not valid JSON ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: not a COCO annotation file (a JSON object with keys {', '.join(COCO_KEYS)})")
+    missing = [k for k in COCO_KEYS if not isinstance(data.get(k), list)]
+    if missing:
+        raise DataError(f"{path}: not a COCO annotation file: no list '{missing[0]}' (COCO JSON has "
+                        f"{', '.join(COCO_KEYS)}; found keys: {', '.join(map(str, data)) or 'none'})")
+    return data
+
+
+def _categories(path: Path, data: dict) -> list[tuple[Any, str]]:
+    """``(id, name)`` of each category, in list order."""
+    cats = []
+    for n, cat in enumerate(data["categories"]):
+        if not isinstance(cat, dict) or not isinstance(cat.get("id"), int | str):
+            raise DataError(f"{path}: categories[{n}] has no id (COCO categories are {{id, name}})")
+        cats.append((cat["id"], str(cat.get("name", cat["id"]))))
+    ids = [c for c, _ in cats]
+    dupes = sorted({str(c) for c in ids if ids.count(c) > 1})
+    if dupes:
+        raise DataError(f"{path}: category id {dupes[0]} is listed twice in categories")
+    if not cats:
+        raise DataError(f"{path}: the categories list is empty; a COCO file names its classes there")
+    return cats
+
+
+def _spec_from_categories(cats: list[tuple[Any, str]], crowd: str) -> ClassSpec:
+    names = ["background"] + [name for _, name in cats]
+    colors = [(0, 0, 0), *default_palette(len(cats))]
+    return ClassSpec.from_lists(names, colors, ignore_index=MASK_IGNORE if crowd == "ignore" else None)
+
+
+class _Listing:
+    """File names per folder, listed once: checking 100k images costs one ``listdir`` per folder."""
+
+    def __init__(self) -> None:
+        self.names: dict[Path, set[str]] = {}
+
+    def exists(self, path: Path) -> bool:
+        folder = path.parent
+        if folder not in self.names:
+            try:
+                self.names[folder] = {e.name for e in os.scandir(folder) if e.is_file()}
+            except OSError:
+                self.names[folder] = set()
+        return path.name in self.names[folder]
+
+
+def _size(path: Path, entry: dict, key: str) -> int:
+    value = entry.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise DataError(f"{path}: image {entry.get('id')!r} has {key}={value!r}; COCO images give their "
+                        "width and height in pixels")
+    return value
+
+
+def index_json(path: Path, data: dict, image_dir: Path, values: dict[Any, int]
+               ) -> tuple[list[Sample], dict[str, Record]]:
+    """The samples of one COCO JSON (sorted by file name) and the annotations of each image.
+
+    ``values`` maps a category id to its class value; records are keyed by the image path as a string.
+    """
+    images: dict[Any, dict] = {}
+    for n, entry in enumerate(data["images"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), int | str) \
+                or not isinstance(entry.get("file_name"), str):
+            raise DataError(f"{path}: images[{n}] needs an id and a file_name")
+        if entry["id"] in images:
+            raise DataError(f"{path}: image id {entry['id']!r} is listed twice in images")
+        images[entry["id"]] = entry
+    anns: dict[Any, list[Annotation]] = {image_id: [] for image_id in images}
+    for n, ann in enumerate(data["annotations"]):
+        if not isinstance(ann, dict):
+            raise DataError(f"{path}: annotations[{n}] is not an object")
+        ann_id = ann.get("id", f"#{n}")
+        image_id = ann.get("image_id")
+        if not isinstance(image_id, int | str) or image_id not in anns:
+            raise DataError(f"{path}: annotation {ann_id} refers to image_id {image_id!r}, which is not in "
+                            "images; fix the JSON or remove the annotation")
+        category = ann.get("category_id")
+        if not isinstance(category, int | str) or category not in values:
+            raise DataError(f"{path}: annotation {ann_id} has category_id {category!r}, which is not in "
+                            f"categories (ids: {', '.join(map(str, list(values)[:10]))})")
+        if "segmentation" not in ann:
+            raise DataError(f"{path}: annotation {ann_id} has no segmentation (polygons or RLE); semantic "
+                            "masks cannot be made from boxes alone")
+        area = ann.get("area")
+        area = float(area) if isinstance(area, int | float) and not isinstance(area, bool) else None
+        tie = ann_id if isinstance(ann_id, int) and not isinstance(ann_id, bool) else n
+        anns[image_id].append((values[category], bool(ann.get("iscrowd", 0)), area, tie, ann["segmentation"]))
+    listing = _Listing()
+    samples, records = [], {}
+    for image_id, entry in images.items():
+        image = image_dir / entry["file_name"]
+        if not listing.exists(image):
+            raise DataError(f"{path}: COCO annotation pointing at a missing image: image id {image_id!r} expects "
+                            f"{image}; add the image or remove it from the JSON")
+        if str(image) in records:
+            raise DataError(f"{path}: file_name {entry['file_name']} is listed twice in images "
+                            f"(ids {records[str(image)][0]!r} and {image_id!r})")
+        records[str(image)] = (image_id, _size(path, entry, "height"), _size(path, entry, "width"), anns[image_id])
+        samples.append(Sample(image, path))
+    return sorted(samples, key=lambda s: str(s.image)), records
+
+
+class CocoReader(SampleReader):
+    """Semantic masks painted from the COCO annotations of the sample's image (see the module docstring).
+
+    ``records[json][image]`` holds plain lists and tuples of the JSON's own values, so the reader pickles
+    for DataLoader workers; ``sample.mask`` is the JSON file.
+    """
+
+    def __init__(self, classes: ClassSpec, records: dict[str, dict[str, Record]], crowd: str = "ignore") -> None:
+        super().__init__(classes)
+        self.records = records
+        self.crowd = crowd
+
+    def read_ids(self, sample: Sample) -> np.ndarray:
+        api = mask_api()
+        try:
+            image_id, height, width, anns = self.records[str(sample.mask)][str(sample.image)]
+        except KeyError:
+            raise DataError(f"{sample.image}: not an image of {sample.mask}") from None
+        real = self.image_size(sample)
+        if real != (height, width):
+            raise DataError(f"{sample.mask}: image {image_id!r} is {width}x{height} (WxH) in the JSON but "
+                            f"{sample.image} is {real[1]}x{real[0]}; fix width/height in the JSON or the image")
+        where = f"{sample.mask} (image {image_id!r})"
+        rles = []
+        for value, crowd, area, tie, segmentation in anns:
+            rle = to_rle(api, segmentation, height, width, f"{sample.mask}: annotation {tie}")
+            if rle is not None:
+                size = area if area is not None else float(api.area(rle))
+                rles.append(((crowd, -size, tie), value, crowd, rle))
+        rles.sort(key=lambda r: r[0])
+        label = np.zeros((height, width), np.uint16)
+        ignore = np.zeros((height, width), bool)
+        for _, value, crowd, rle in rles:
+            with warnings.catch_warnings():  # pycocotools 2.0.11 under numpy 2 warns on every decode
+                warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+                region = api.decode(rle).astype(bool)
+            if crowd and self.crowd == "ignore":
+                ignore |= region
+            else:
+                label[region] = value
+        ids = to_class_ids(label, self.classes, where, self.lut)
+        ids[ignore] = MASK_IGNORE
+        return ids
+
+
+def to_rle(api, segmentation: Any, height: int, width: int, where: str) -> dict | None:
+    """A COCO segmentation (polygons, uncompressed or compressed RLE) as one compressed RLE; None if empty.
+
+    Polygons of fewer than three points cover nothing and are dropped (pycocotools would read a
+    4-number polygon as a box).
+    """
+    try:
+        if isinstance(segmentation, list):
+            if not all(isinstance(p, list) for p in segmentation):
+                raise DataError(f"{where}: segmentation is a list but not of polygons ([x1, y1, x2, y2, ...])")
+            polygons = [p for p in segmentation if len(p) >= 6]
+            return api.merge(api.frPyObjects(polygons, height, width)) if polygons else None
+        if isinstance(segmentation, dict) and "counts" in segmentation:
+            size = segmentation.get("size")
+            if not isinstance(size, list) or [int(v) for v in size] != [height, width]:
+                raise DataError(f"{where}: RLE size {size} does not match the image's [height, width] "
+                                f"[{height}, {width}]")
+            counts = segmentation["counts"]
+            if isinstance(counts, list):
+                return api.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+            if isinstance(counts, str | bytes):
+                rle = {"size": [height, width], "counts": counts.encode() if isinstance(counts, str) else counts}
+                api.area(rle)  # validates the string
+                return rle
+    except (ValueError, TypeError, IndexError) as e:
+        raise DataError(f"{where}: cannot decode the segmentation ({e})") from None
+    raise DataError(f"{where}: segmentation is neither polygons nor an RLE object with size and counts")
+
+
+def open_coco(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
+    options = take_options("coco", options, {"ann": None, "crowd": ("ignore", "class")})
+    crowd = options.get("crowd", "ignore")
+    mask_api()  # fail now, not in the first DataLoader worker
+    if "ann" in options:
+        path = Path(options["ann"]) if Path(options["ann"]).is_absolute() else root / options["ann"]
+        if not path.is_file():
+            raise DataError(f"{path}: COCO annotation file not found (--format coco:ann=PATH is relative to "
+                            f"{root})")
+        data = load_coco_json(path)
+        image_dir = _custom_image_dir(root, path, data)
+        jsons = [("", path, image_dir, data)]
+    else:
+        layout = _layout(root)
+        if not layout:
+            raise DataError(f"{root}: no COCO annotations found (annotations/instances_<split>.json or "
+                            "<split>/annotation.json); name the file with --format coco:ann=PATH")
+        jsons = [(split, path, image_dir, load_coco_json(path)) for split, path, image_dir in layout]
+    first_path, first_cats = jsons[0][1], _categories(jsons[0][1], jsons[0][3])
+    for _, path, _, data in jsons[1:]:
+        if _categories(path, data) != first_cats:
+            raise DataError(f"{path}: its categories differ from those of {first_path}; every split must list "
+                            "the same categories in the same order")
+    spec = classes if isinstance(classes, ClassSpec) else resolve_classes(classes, root)
+    if spec is None:
+        spec = _spec_from_categories(first_cats, crowd)
+    elif spec.num_classes < len(first_cats) + 1:
+        raise DataError(f"{first_path}: {len(first_cats)} categories need {len(first_cats) + 1} classes "
+                        f"(background first), but the classes given have {spec.num_classes}")
+    values = {cat_id: k + 1 for k, (cat_id, _) in enumerate(first_cats)}
+    splits: dict[str, list[Sample]] = {}
+    records: dict[str, dict[str, Record]] = {}
+    for split, path, image_dir, data in jsons:
+        samples, records[str(path)] = index_json(path, data, image_dir, values)
+        if split:
+            splits[split] = samples
+        else:
+            splits = split_samples(root, samples)
+    del jsons  # the parsed JSON: only the per-image records are kept
+    return DatasetIndex(root, "coco", spec, splits, CocoReader(spec, records, crowd))
+
+
+def _custom_image_dir(root: Path, path: Path, data: dict) -> Path:
+    """Where the images of a ``--format coco:ann=PATH`` JSON are: the first candidate holding the first."""
+    candidates = [path.parent, path.parent / "images", root, root / "images"]
+    names = [e.get("file_name") for e in data["images"] if isinstance(e, dict)]
+    first = next((n for n in names if isinstance(n, str)), None)
+    if first is not None:
+        for folder in candidates:
+            if (folder / first).is_file():
+                return folder
+    return candidates[0]
+
+
+register_format(Format("coco", detect_coco, open_coco,
+                       "COCO JSON: annotations/instances_<split>.json or <split>/images + <split>/annotation.json",
+                       detect_order=35))
