@@ -36,7 +36,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
-        self.wfile.write(data[start:])
+        cut, server.cut = server.cut, None
+        self.wfile.write(data[start:cut])  # with cut set, the connection drops early once
 
     def log_message(self, *args: object) -> None:  # keep the test output clean
         pass
@@ -50,6 +51,7 @@ class _Server(http.server.ThreadingHTTPServer):
         self.files: dict[str, bytes] = {}
         self.requests: list[tuple[str, str | None]] = []
         self.ranges = True  # False: ignore Range headers, like a server without resume support
+        self.cut: int | None = None  # send only this many bytes of the next answer
 
 
 @pytest.fixture
@@ -159,6 +161,20 @@ def test_resume_from_part_file(pets, tmp_path, ranges):
     assert ("/images.tar.gz", f"bytes={len(data) // 2}-") in pets.requests
     assert (tmp_path / "images.tar.gz").read_bytes() == data
     assert (dest / "images" / "dog_2.jpg").is_file()
+
+
+def test_dropped_connection_keeps_part_and_resumes(server, tmp_path):
+    archive = _zip({"unet-master/data/membrane/train/image/0.png": bytes(range(256)) * 40,
+                    "unet-master/data/membrane/train/label/0.png": b"lbl"})
+    server.files, server.cut = {"unet-master.zip": archive}, 1000
+    with pytest.raises(DataError, match="connection closed after 1000 of .*run again to resume"):
+        download_dataset("membrane", tmp_path, progress=False, base_url=server.url)  # no checksum to catch it
+    assert (tmp_path / "unet-master.zip.part").stat().st_size == 1000
+    _no_leftovers(tmp_path, "membrane")
+    dest = download_dataset("membrane", tmp_path, progress=False, base_url=server.url)
+    assert server.requests[-1] == ("/unet-master.zip", "bytes=1000-")
+    assert (tmp_path / "unet-master.zip").read_bytes() == archive
+    assert (dest / "image" / "0.png").read_bytes() == bytes(range(256)) * 40
 
 
 def test_existing_verified_file_is_not_downloaded(pets, tmp_path):

@@ -266,7 +266,10 @@ def datasets_download(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn every expected failure into one line and an exit code."""
     try:
-        app(args=argv, prog_name="pixelwise", standalone_mode=False)
+        # Outside standalone mode, click returns the code of a typer.Exit raised by a command.
+        code = app(args=argv, prog_name="pixelwise", standalone_mode=False)
+        if isinstance(code, int):
+            return code
     except CLICK_EXIT as e:
         return e.exit_code
     except CLICK_ABORT:

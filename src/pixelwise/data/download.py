@@ -133,10 +133,10 @@ def _fetch(url: str, part: Path, progress: bool, hint: str) -> None:
                     while chunk := response.read(CHUNK):
                         out.write(chunk)
                         bar.update(len(chunk))
-                # read(n) returns b"" when the connection drops early; without this a cut-off archive that has
-                # no checksum would pass as complete
-                if total is not None and bar.n < total:
-                    raise http.client.IncompleteRead(b"", total - bar.n)
+            # read(n) returns b"" when the connection drops early: without this check a cut-off archive that has
+            # no checksum would pass as complete
+            if total is not None and part.stat().st_size < total:
+                raise ConnectionError(f"connection closed after {part.stat().st_size} of {total} bytes")
             return
         except urllib.error.HTTPError as e:
             if e.code == 416 and start:  # the .part is as long as the file or longer: it cannot be resumed
