@@ -6,9 +6,9 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import run_main
 from PIL import Image
 
+from helpers import run_main
 from pixelwise.data.checks import class_weights, scan_dataset
 from pixelwise.data.convert import convert_dataset
 from pixelwise.data.formats import open_dataset
