@@ -96,13 +96,15 @@ def _index_folders(root: Path) -> dict[str, list[Sample]]:
 
 def split_samples(root: Path, samples: list[Sample]) -> dict[str, list[Sample]]:
     """Splits of a layout without split folders: ``train.txt`` / ``val.txt`` / ``test.txt`` (image stems)
-    beside the data when present, else every 10th image (sorted by name) held out as ``val``."""
+    beside the data when present, else every 10th image (sorted by name, at least one) held out as ``val``."""
     lists = {s: root / f"{s}.txt" for s in SPLITS if (root / f"{s}.txt").is_file()}
     if lists:
         by_stem = {s.image.stem: s for s in samples}
         return {split: [by_stem[stem] for stem in read_list(path) if stem in by_stem] for split, path in lists.items()}
-    return {"train": [x for i, x in enumerate(samples) if i % 10 != 9],
-            "val": [x for i, x in enumerate(samples) if i % 10 == 9]}
+    # Every 10th image, spread over the sorted names; a set under 10 images still gets one.
+    held_out = {i for i in range(len(samples)) if i % 10 == 9} or ({len(samples) - 1} if len(samples) > 1 else set())
+    return {"train": [x for i, x in enumerate(samples) if i not in held_out],
+            "val": [x for i, x in enumerate(samples) if i in held_out]}
 
 
 def read_list(path: Path) -> list[str]:

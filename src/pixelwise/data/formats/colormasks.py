@@ -44,7 +44,7 @@ def _tolerance(fmt: str, options: dict[str, str]) -> float:
 
 
 def detect_composite(root: Path) -> bool:
-    """Split folders of images only, whose first image is twice as wide as it is high."""
+    """Split folders of images only, whose first image is about twice as wide as a photo."""
     for split in SPLITS:
         files = sorted(files_by_stem(root / split, IMAGE_EXTENSIONS).values())
         if files and not (root / f"{split}annot").exists() and not (root / f"{split}_labels").exists():
@@ -52,7 +52,8 @@ def detect_composite(root: Path) -> bool:
                 height, width = image_size(files[0])
             except DataError:
                 return False
-            return width == 2 * height
+            # photo + mask side by side: an even width, and twice a photo's usual 1:1 to 2:1 aspect
+            return width % 2 == 0 and 1.6 * height <= width <= 4.5 * height
     return False
 
 
