@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 # Tests must never reach a model hub: pretrained-weight code is exercised with local files.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Data caches and generated data go to a fresh folder, never the user's ~/.cache.
+os.environ["PIXELWISE_CACHE"] = tempfile.mkdtemp(prefix="pixelwise-test-cache-")
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:

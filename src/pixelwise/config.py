@@ -57,6 +57,8 @@ class TrainConfig(BaseModel):
     img_size: tuple[int, int] | None = (256, 256)  # (height, width) images are resized to
     augment: AugmentOptions = Field(default_factory=AugmentOptions)
     workers: int = Field(2, ge=0)
+    cache: bool = True  # decode + resize every sample once into a memory-mapped file (see data/cache.py)
+    cache_max_gb: float = Field(8.0, gt=0)  # a larger dataset is read from its files every epoch
 
     # model
     model: str = "unet"

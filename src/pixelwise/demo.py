@@ -6,11 +6,11 @@ the validation split and writes predictions for a few validation images.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from pixelwise.config import TrainConfig
+from pixelwise.data.cache import cache_dir
 from pixelwise.data.synthetic import write_dataset
 from pixelwise.inference.predictor import predict_to_folder
 from pixelwise.metrics import format_table
@@ -36,15 +36,11 @@ class DemoResult:
     train: TrainResult
 
 
-def data_cache() -> Path:
-    return Path(os.environ.get("PIXELWISE_CACHE", Path.home() / ".cache" / "pixelwise"))
-
-
 def run_demo(out: str | Path | None = None, time_budget: str = "2m", progress: bool = True) -> DemoResult:
     run_dir = new_run_dir(str(out) if out else None, resume=False)
     if out is None:
         run_dir = run_dir.with_name("demo-" + run_dir.name)
-    data = write_dataset(data_cache() / "synthetic-streets")
+    data = write_dataset(cache_dir() / "synthetic-streets")
     config = TrainConfig(data=str(data), out=str(run_dir), time_budget=time_budget, progress=progress,
                          **DEMO_RECIPE)
     result = train(config)

@@ -161,7 +161,8 @@ def predict_to_folder(model: str | Path | nn.Module, inputs: Sequence[str | Path
     out_dir.mkdir(parents=True, exist_ok=True)
     palette = predictor.classes.palette
     order = {p: i for i, p in enumerate(files)}
-    bar = tqdm(total=len(files), desc="predict", disable=not progress, dynamic_ncols=True)
+    # disable=None: bars on a terminal, none in logs and CI output
+    bar = tqdm(total=len(files), desc="predict", disable=None if progress else True, dynamic_ncols=True)
     for path, labels in predictor.predict_files(files, batch_size, workers):
         target = targets[order[path]]
         write_png(target["labels"], labels)

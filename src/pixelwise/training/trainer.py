@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Sampler, Subset
 from tqdm.auto import tqdm
 
 from pixelwise.config import TrainConfig
+from pixelwise.data.cache import build_cache, cache_dir, estimated_bytes
 from pixelwise.data.checks import class_weights, scan_dataset
 from pixelwise.data.dataset import SegmentationDataset, collate_padded
 from pixelwise.data.formats import DatasetIndex, open_dataset
@@ -161,18 +162,34 @@ class Trainer:
         size = cfg.img_size
         if size is None:
             raise ConfigError("img_size is required for training (crops of one size make a batch); e.g. 256x256")
-        train_set = SegmentationDataset(index.split(cfg.train_split), index.classes,
-                                        train_transform(size, cfg.augment), seed=cfg.seed, reader=index.reader)
+        train_samples, val_samples = index.split(cfg.train_split), index.split(cfg.val_split)
+        train_reader = self._cached(train_samples, index, size, resize_mask=True)
+        val_reader = self._cached(val_samples, index, size, resize_mask=False)  # metrics at full mask size
+        train_set = SegmentationDataset(train_samples, index.classes, train_transform(size, cfg.augment),
+                                        seed=cfg.seed, reader=train_reader)
         sampler = EpochSampler(len(train_set), cfg.seed, self.accelerator.process_index,
                                self.accelerator.num_processes)
-        val_set = SegmentationDataset(index.split(cfg.val_split), index.classes, eval_transform(size),
-                                      augment=False, reader=index.reader)
+        val_set = SegmentationDataset(val_samples, index.classes, eval_transform(size), augment=False,
+                                      reader=val_reader)
         # Each process scores its own slice of the validation set, without the padding a
         # DistributedSampler adds, so the all-reduced confusion matrix counts every image once.
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         val_loader = DataLoader(Subset(val_set, range(rank, len(val_set), world)), batch_size=cfg.batch_size,
                                 num_workers=cfg.workers, collate_fn=collate_padded)
         return train_set, sampler, val_loader
+
+    def _cached(self, samples: list, index: DatasetIndex, size: tuple[int, int], resize_mask: bool):
+        """The decode-once cache of a split when enabled and small enough, else the format's reader."""
+        cfg = self.config
+        if not cfg.cache:
+            return index.reader
+        need = estimated_bytes(samples, index.reader, size, resize_mask)
+        if need > cfg.cache_max_gb * 2**30:
+            self.log(f"cache: {need / 2**30:.1f} GB needed > cache_max_gb {cfg.cache_max_gb}; reading files")
+            return index.reader
+        with self.accelerator.main_process_first():  # one process builds, the others then find it
+            return build_cache(samples, index.reader, size, resize_mask, cache_dir() / "datacache",
+                               progress=cfg.progress and self.is_main)
 
     def _train_loader(self, train_set: SegmentationDataset, sampler: EpochSampler, epoch: int) -> DataLoader:
         # A fresh loader per epoch, with its own seeded generator: worker seeds then never draw on
@@ -247,7 +264,7 @@ class Trainer:
                 label = f"epoch {epoch + 1}" + (f"/{cfg.epochs}" if cfg.epochs else "")
                 bar = tqdm(self._train_loader(train_set, sampler, epoch), desc=label, leave=False,
                            initial=state.step_in_epoch, total=steps_per_epoch,
-                           disable=not (cfg.progress and self.is_main), dynamic_ncols=True)
+                           disable=None if cfg.progress and self.is_main else True, dynamic_ncols=True)
                 tick, images_seen, out_of_time = time.monotonic(), 0, False
                 for batch in bar:
                     factor = lr_factor(cfg.schedule, progress(), cfg.warmup)
