@@ -76,7 +76,7 @@ def test_unknown_model_and_option_are_config_errors():
 
 def test_none_kwargs_keep_model_defaults():
     model = pixelwise.create_model("unet", num_classes=2, base_filters=None, depth=2)
-    assert model.encoder.channels == [64, 128]
+    assert model.encoder.channels == [16, 32]
     assert "base_filters" not in model.init_kwargs
 
 

@@ -3,6 +3,8 @@
 Classic (``encoder=None``): ``depth`` encoder blocks of two 3x3 convs with ``f, 2f, 4f, ...`` filters
 and 2x2 max-pooling, a bottleneck of ``2**depth * f`` filters, dropout 0.1 / 0.3 on the deepest block
 and the bottleneck, and a decoder of 2x2 transposed convs, skip concatenation and two 3x3 convs.
+The defaults (``f = 16``, 5 blocks, 7.8M parameters) are the tutorials' CPU-sized version; the paper's
+network is ``base_filters=64, depth=4`` (31M parameters).
 With ``encoder="resnet34"`` (any timm model) the encoder is that backbone's feature pyramid.
 
 Any input size works: the input is padded to the multiple the network needs and the logits are
@@ -57,7 +59,7 @@ class UNet(nn.Module):
         self,
         num_classes: int = 2,
         in_channels: int = 3,
-        base_filters: int = 64,
+        base_filters: int = 16,
         depth: int = 5,
         batch_norm: bool = True,
         activation: str = "relu",
@@ -102,7 +104,7 @@ class UNet(nn.Module):
 
 
 @register_model
-def unet(num_classes: int = 2, in_channels: int = 3, base_filters: int = 64, depth: int = 5,
+def unet(num_classes: int = 2, in_channels: int = 3, base_filters: int = 16, depth: int = 5,
          batch_norm: bool = True, activation: str = "relu", dropout: bool = True, encoder: str | None = None,
          encoder_weights: str | None = None, decoder_channels: list[int] | None = None) -> UNet:
     """U-Net; classic by default, over a timm backbone with ``encoder=NAME``."""
