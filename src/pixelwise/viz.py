@@ -44,7 +44,7 @@ def _save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> None:
     tmp = Path(f"{path}.tmp.png")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(tmp, format="png", dpi=dpi)
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")  # keep long axis labels inside
         # os.replace is atomic on one filesystem: readers see the old file or the new one, never a part.
         os.replace(tmp, path)
     finally:
