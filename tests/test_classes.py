@@ -178,3 +178,31 @@ def test_ignore_index_outside_mask_range_is_data_error(tmp_path, value):
     path = write(tmp_path, f"classes:\n  - {{name: a, color: [1, 2, 3]}}\nignore_index: {value}\n")
     with pytest.raises(DataError, match=re.escape(str(path)) + r": ignore_index"):
         load_classes(path)
+
+
+def test_mask_values_map_binary_255_masks(tmp_path):
+    from pixelwise.data.sample import to_class_ids
+
+    spec = get_preset("binary-255")
+    ids = to_class_ids(np.array([[0, 255]], np.uint8), spec, "m.png")
+    assert ids.tolist() == [[0, 1]]
+    with pytest.raises(DataError, match=r"m.png: mask value 1 .*class value \(0, 255\)"):
+        to_class_ids(np.array([[1]], np.uint8), spec, "m.png")
+    write(tmp_path, "classes:\n- {name: a, color: [0, 0, 0]}\n- {name: b, color: [1, 1, 1]}\nvalues: [5, 5]\n")
+    with pytest.raises(DataError, match="values must be distinct"):
+        load_classes(tmp_path / "classes.yaml")
+
+
+def test_folders_layout_reads_the_tutorials_image_label_folders(tmp_path):
+    from PIL import Image
+
+    from pixelwise.data.formats import open_dataset
+
+    for name in ["0", "1"]:
+        (tmp_path / "image").mkdir(exist_ok=True)
+        (tmp_path / "label").mkdir(exist_ok=True)
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "image" / f"{name}.png")
+        Image.fromarray(np.full((4, 4), 255, np.uint8)).save(tmp_path / "label" / f"{name}.png")
+    index = open_dataset(tmp_path, classes="binary-255")
+    assert index.format == "folders" and len(index.split("val")) == 1
+    assert (index.reader.load(index.split("train")[0])[1] == 1).all()

@@ -6,6 +6,7 @@ A dataset's classes come from a ``classes.yaml`` beside the data or from a built
       - {name: sky, color: [128, 128, 128]}
       - {name: building, color: [128, 0, 0]}
     ignore_index: 11              # optional: a mask value that loss and metrics skip
+    values: [0, 255]              # optional: the mask value of each class when it is not its index
 
 >>> spec = get_preset("camvid")
 >>> spec.num_classes, spec.names[3], spec.ignore_index
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pixelwise.errors import ConfigError, DataError
 
@@ -45,6 +46,25 @@ class ClassSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     classes: list[ClassInfo] = Field(min_length=1)
     ignore_index: int | None = Field(None, ge=0, le=65535)
+    # The value each class has in the mask files, when it is not the class index (binary masks saved
+    # as 0/255, say). Class ids inside pixelwise are always 0..num_classes-1.
+    values: list[int] | None = None
+
+    @model_validator(mode="after")
+    def _values_fit(self) -> ClassSpec:
+        if self.values is not None:
+            if len(self.values) != len(self.classes):
+                raise ValueError(f"values has {len(self.values)} entries for {len(self.classes)} classes")
+            if len(set(self.values)) != len(self.values) or not all(0 <= v <= 65535 for v in self.values):
+                raise ValueError("values must be distinct integers 0..65535")
+            if self.ignore_index in self.values:
+                raise ValueError(f"ignore_index {self.ignore_index} is also the value of a class")
+        return self
+
+    @property
+    def mask_values(self) -> list[int]:
+        """The stored mask value of each class (its index unless ``values`` says otherwise)."""
+        return self.values if self.values is not None else list(range(len(self.classes)))
 
     @field_validator("classes")
     @classmethod
@@ -80,6 +100,8 @@ class ClassSpec(BaseModel):
         data = {"classes": [{"name": c.name, "color": list(c.color)} for c in self.classes]}
         if self.ignore_index is not None:
             data["ignore_index"] = self.ignore_index
+        if self.values is not None:
+            data["values"] = list(self.values)
         Path(path).write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
 
 
@@ -132,6 +154,9 @@ _CAMVID = [
 PRESETS: dict[str, ClassSpec] = {
     "camvid": ClassSpec.from_lists([n for n, _ in _CAMVID], [c for _, c in _CAMVID], ignore_index=11),
     "binary": ClassSpec.from_lists(["background", "foreground"], [(0, 0, 0), (255, 255, 255)]),
+    # Binary masks saved as 0/255 images (microscopy, many tutorials).
+    "binary-255": ClassSpec(classes=[ClassInfo(name="background", color=(0, 0, 0)),
+                                     ClassInfo(name="foreground", color=(255, 255, 255))], values=[0, 255]),
 }
 
 

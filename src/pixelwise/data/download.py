@@ -64,6 +64,7 @@ class DatasetSource:
     resources: tuple[Resource, ...] = ()
     layout: tuple[str, ...] = ()  # paths the unpacked dataset must contain
     manual: str | None = None  # set for datasets behind a login: how to get them by hand ({dest} is filled in)
+    classes_yaml: str | None = None  # written beside the data when its layout carries no class names
 
 
 _PETS = "https://thor.robots.ox.ac.uk/datasets/pets/"
@@ -92,7 +93,9 @@ DATASETS: dict[str, DatasetSource] = {
         (Resource(_GITHUB.format("zhixuhao/unet"), "unet-master.zip", None,
                   keep=(("unet-master/data/membrane/train/image/", "image/"),
                         ("unet-master/data/membrane/train/label/", "label/"))),),
-        ("image", "label")),
+        ("image", "label"),
+        classes_yaml="classes:\n  - {name: membrane, color: [0, 0, 0]}\n  - {name: cell, color: [255, 255, 255]}\n"
+                     "values: [0, 255]  # the label PNGs store membrane as 0 and cell interior as 255\n"),
     "cityscapes": DatasetSource(
         "Cityscapes: 5,000 finely annotated street scenes from 50 cities, 2048x1024.",
         "Non-commercial licence of cityscapes-dataset.com; cite Cordts et al., CVPR 2016.",
@@ -275,6 +278,8 @@ def download_dataset(name: str, to: str | Path, progress: bool = True, base_url:
         if missing:
             raise DataError(f"{', '.join(a.name for _, a, _ in archives)}: unpacked without {', '.join(missing)}; "
                             f"the upstream layout changed, arrange {dest} by hand")
+        if source.classes_yaml:
+            (staging / "classes.yaml").write_text(source.classes_yaml)
         (staging / RECORD).write_text("".join(f"{sha}  {a.name}\n" for _, a, sha in archives))
         staging.chmod(0o755)  # mkdtemp makes it private; a dataset folder should be readable like any other
         if dest.is_dir():

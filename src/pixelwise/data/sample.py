@@ -31,7 +31,7 @@ _UNKNOWN = 256
 def class_lookup(spec: ClassSpec) -> np.ndarray:
     """A table from stored mask value (0..65535) to class id, 255 = ignore, 256 = unknown value."""
     lut = np.full(65536, _UNKNOWN, np.uint16)
-    lut[: spec.num_classes] = np.arange(spec.num_classes)
+    lut[spec.mask_values] = np.arange(spec.num_classes)
     if spec.ignore_index is not None:
         lut[spec.ignore_index] = MASK_IGNORE
     return lut
@@ -49,8 +49,15 @@ def to_class_ids(mask: np.ndarray, spec: ClassSpec, path: str | Path, lut: np.nd
         ignore = f" or the ignore index {spec.ignore_index}" if spec.ignore_index is not None else ""
         raise DataError(f"{path}: mask value {int(values[0])} ({bad.sum()} pixels"
                         f"{', values ' + str(values[:5].tolist()) if len(values) > 1 else ''}) is neither a "
-                        f"class 0..{spec.num_classes - 1}{ignore}; fix the mask or classes.yaml (ignore_index)")
+                        f"class {_describe(spec.mask_values)}{ignore}; fix the mask or classes.yaml "
+                        "(ignore_index, values)")
     return ids.astype(np.uint8)
+
+
+def _describe(values: list[int]) -> str:
+    if values == list(range(len(values))):
+        return f"0..{len(values) - 1}"
+    return f"value ({', '.join(map(str, values[:8]))})"
 
 
 class SampleReader:

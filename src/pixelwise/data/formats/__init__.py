@@ -88,10 +88,19 @@ def _index_folders(root: Path) -> dict[str, list[Sample]]:
     if any((root / s / "images").is_dir() for s in SPLITS):
         return {s: pair_by_stem(root / s / "images", root / s / "masks")
                 for s in SPLITS if (root / s / "images").is_dir()}
+    image_dir, mask_dir = _folder(root, IMAGE_DIRS), _folder(root, MASK_DIRS)
     list_files = {s: root / f"{s}.txt" for s in SPLITS if (root / f"{s}.txt").is_file()}
     if list_files:
-        return {s: pair_by_stem(root / "images", root / "masks", read_list(f)) for s, f in list_files.items()}
-    return split_samples(root, pair_by_stem(root / "images", root / "masks"))
+        return {s: pair_by_stem(image_dir, mask_dir, read_list(f)) for s, f in list_files.items()}
+    return split_samples(root, pair_by_stem(image_dir, mask_dir))
+
+
+# Top-level folder names of the folders layout; the singular ones are the U-Net tutorials' (image/, label/).
+IMAGE_DIRS, MASK_DIRS = ("images", "image"), ("masks", "labels", "label")
+
+
+def _folder(root: Path, names: tuple[str, ...]) -> Path:
+    return next((root / n for n in names if (root / n).is_dir()), root / names[0])
 
 
 def split_samples(root: Path, samples: list[Sample]) -> dict[str, list[Sample]]:
@@ -223,8 +232,8 @@ def open_dataset(root: str | Path, format: str = "auto", classes: ClassesArg = N
 register_format(Format("camvid", lambda r: (r / "trainannot").is_dir() or (r / "valannot").is_dir(),
                        _index_mask_format("camvid", _index_camvid, "camvid"),
                        "SegNet layout: train/ trainannot/ val/ valannot/"))
-register_format(Format("folders", lambda r: (r / "images").is_dir() or any((r / s / "images").is_dir()
-                                                                           for s in SPLITS),
+register_format(Format("folders", lambda r: any((r / n).is_dir() for n in IMAGE_DIRS)
+                       or any((r / s / "images").is_dir() for s in SPLITS),
                        _index_mask_format("folders", _index_folders, None),
                        "images/ + masks/ index PNGs, split by subfolders or train.txt/val.txt", detect_order=90))
 
