@@ -14,7 +14,10 @@ from pixelwise.errors import CheckpointError, ConfigError
 from pixelwise.models.encoders import TimmEncoder
 
 # Small settings per registered model so CI stays fast; every registered name must appear here.
-SMALL = {"unet": {"base_filters": 4, "depth": 3}}
+SMALL = {
+    "unet": {"base_filters": 4, "depth": 3},
+    "deeplabv3plus": {"encoder": "resnet18", "aspp_channels": 16, "decoder_channels": 16},
+}
 VARIANTS = [(name, kwargs) for name, kwargs in SMALL.items()] + [
     ("unet", {"encoder": "resnet18", "decoder_channels": [32, 16, 16, 8, 8]}),
 ]

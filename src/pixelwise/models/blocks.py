@@ -7,6 +7,9 @@ torch.Size([1, 8, 16, 16])
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -40,13 +43,84 @@ class DoubleConv(nn.Sequential):
         super().__init__(*layers)
 
 
+UPSAMPLERS = ("transpose", "bilinear", "pixelshuffle")
+
+
+def icnr_(weight: torch.Tensor, scale: int = 2,
+          init: Callable[[torch.Tensor], object] = nn.init.kaiming_normal_) -> torch.Tensor:
+    """ICNR initialisation (Aitken et al. 2017, "Checkerboard artifact free sub-pixel convolution"), in place.
+
+    ``weight`` is a ``(out * scale**2, in, k, k)`` conv weight that feeds ``nn.PixelShuffle(scale)``.
+    Only a ``(out, in, k, k)`` sub-kernel is drawn with ``init`` and every one of its output channels is
+    repeated ``scale**2`` times in a row: PixelShuffle spreads each run of ``scale**2`` consecutive
+    channels over one ``scale x scale`` output block, so at initialisation all pixels of a block are equal
+    and conv + shuffle is a nearest-neighbour upsampling of the sub-kernel's conv, free of the
+    checkerboard pattern a plainly initialised sub-pixel conv starts from.
+
+    >>> w = icnr_(torch.empty(8, 3, 1, 1))
+    >>> torch.equal(w[0], w[3]), torch.equal(w[4], w[7]), torch.equal(w[0], w[4])
+    (True, True, False)
+    """
+    out_channels, in_channels, *kernel = weight.shape
+    if out_channels % scale**2:
+        raise ValueError(f"icnr_: {out_channels} output channels do not divide by scale**2 = {scale**2}")
+    # The sub-kernel has the same fan-in as the full one, so fan-in based inits keep their scale.
+    sub = init(weight.new_empty(out_channels // scale**2, in_channels, *kernel))
+    with torch.no_grad():
+        weight.copy_(sub.repeat_interleave(scale**2, dim=0))
+    return weight
+
+
+def make_upsampler(in_channels: int, out_channels: int, mode: str = "transpose", blur: bool = False) -> nn.Module:
+    """A learned 2x upsampling from ``in_channels`` to ``out_channels``, chosen by ``mode``.
+
+    - ``"transpose"``: the classic U-Net's 2x2 stride-2 transposed conv.
+    - ``"bilinear"``: fixed bilinear x2 interpolation, then a 1x1 conv to ``out_channels`` (the 3x3 convs
+      after the skip concatenation already mix neighbours, so a 1x1 conv is enough to set the width).
+    - ``"pixelshuffle"``: fastai's ``PixelShuffle_ICNR``: a 1x1 conv to ``4 * out_channels`` with ICNR
+      init and zero bias, then ``nn.PixelShuffle(2)``; ``blur=True`` adds a replication pad + 2x2
+      stride-1 average (Sugawara et al. 2019) that smooths the remaining checkerboard artefacts.
+      Like the other two modes it is linear (no norm, no activation): the DoubleConv after the concat
+      supplies both, and a ReLU here would drop half the upsampled signal before it meets the skip.
+
+    >>> make_upsampler(8, 4, "bilinear")(torch.zeros(1, 8, 5, 7)).shape
+    torch.Size([1, 4, 10, 14])
+    """
+    if mode not in UPSAMPLERS:
+        raise ConfigError(f"unknown upsample '{mode}'; choose one of {', '.join(UPSAMPLERS)}")
+    if blur and mode != "pixelshuffle":
+        raise ConfigError(f"blur applies only to upsample='pixelshuffle', not '{mode}'")
+    if mode == "transpose":  # a bare module, so the state-dict keys stay `up.weight`, `up.bias`
+        return nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
+    if mode == "bilinear":
+        return nn.Sequential(OrderedDict(
+            upsample=nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            conv=nn.Conv2d(in_channels, out_channels, kernel_size=1),
+        ))
+    # A 1x1 conv to 4x channels + shuffle spans the same maps as the 2x2 transposed conv; what differs
+    # is the start: ICNR makes it begin as nearest-neighbour upsampling instead of a checkerboard.
+    conv = nn.Conv2d(in_channels, out_channels * 4, kernel_size=1)
+    icnr_(conv.weight)
+    nn.init.zeros_(conv.bias)  # a random bias would differ inside each 2x2 block and undo ICNR
+    layers: dict[str, nn.Module] = {"conv": conv, "shuffle": nn.PixelShuffle(2)}
+    if blur:  # pad top/left by one so the 2x2 average keeps the size and stays aligned with the skip
+        layers["blur"] = nn.Sequential(nn.ReplicationPad2d((1, 0, 1, 0)), nn.AvgPool2d(2, stride=1))
+    return nn.Sequential(OrderedDict(layers))
+
+
 class UpBlock(nn.Module):
-    """Upsample 2x with a 2x2 transposed convolution, concatenate the skip, then two 3x3 convs."""
+    """Upsample 2x with ``upsample`` (see :func:`make_upsampler`), concatenate the skip, then two 3x3 convs.
+
+    >>> block = UpBlock(8, 4, 6, upsample="pixelshuffle", blur=True)
+    >>> block(torch.zeros(1, 8, 5, 7), torch.zeros(1, 4, 10, 14)).shape
+    torch.Size([1, 6, 10, 14])
+    """
 
     def __init__(self, in_channels: int, skip_channels: int, out_channels: int, batch_norm: bool = True,
-                 activation: str = "relu") -> None:
+                 activation: str = "relu", upsample: str = "transpose", blur: bool = False) -> None:
         super().__init__()
-        self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
+        # Built first, as before, so a seeded default model draws the same initial weights as older versions.
+        self.up = make_upsampler(in_channels, out_channels, upsample, blur)
         self.conv = DoubleConv(out_channels + skip_channels, out_channels, batch_norm, activation)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
@@ -61,16 +135,18 @@ class UNetDecoder(nn.Module):
 
     ``skip_channels`` lists the skip features from deep to shallow; a 0 means that level has no skip
     (a timm encoder has no full-resolution feature, so its last block only upsamples).
+    ``upsample`` and ``blur`` choose every block's upsampler (see :func:`make_upsampler`).
     """
 
     def __init__(self, bottom_channels: int, skip_channels: list[int], decoder_channels: list[int],
-                 batch_norm: bool = True, activation: str = "relu") -> None:
+                 batch_norm: bool = True, activation: str = "relu", upsample: str = "transpose",
+                 blur: bool = False) -> None:
         super().__init__()
         if len(skip_channels) != len(decoder_channels):
             raise ConfigError(f"decoder_channels needs {len(skip_channels)} values, got {len(decoder_channels)}")
         in_channels = [bottom_channels, *decoder_channels[:-1]]
         self.blocks = nn.ModuleList(
-            UpBlock(i, s, o, batch_norm, activation)
+            UpBlock(i, s, o, batch_norm, activation, upsample, blur)
             for i, s, o in zip(in_channels, skip_channels, decoder_channels, strict=True)
         )
 
@@ -88,6 +164,6 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     """
     h, w = x.shape[-2:]
     pad_h, pad_w = (-h) % multiple, (-w) % multiple
-    if pad_h or pad_w:
-        x = F.pad(x, (0, pad_w, 0, pad_h))
-    return x, (h, w)
+    # Always pad (by 0 when nothing is needed): an `if` here would be frozen by ONNX tracing, and a graph
+    # traced on a size that needs no padding would then skip it for every other size.
+    return F.pad(x, (0, pad_w, 0, pad_h)), (h, w)

@@ -3,6 +3,9 @@
 Classic (``encoder=None``): ``depth`` encoder blocks of two 3x3 convs with ``f, 2f, 4f, ...`` filters
 and 2x2 max-pooling, a bottleneck of ``2**depth * f`` filters, dropout 0.1 / 0.3 on the deepest block
 and the bottleneck, and a decoder of 2x2 transposed convs, skip concatenation and two 3x3 convs.
+``upsample`` swaps the decoder's transposed convs for ``"bilinear"`` interpolation + 1x1 conv or
+fastai's ``"pixelshuffle"`` (ICNR-initialised sub-pixel conv, with ``blur=True`` to smooth it);
+see :func:`pixelwise.models.blocks.make_upsampler`.
 The defaults (``f = 16``, 5 blocks, 7.8M parameters) are the tutorials' CPU-sized version; the paper's
 network is ``base_filters=64, depth=4`` (31M parameters).
 With ``encoder="resnet34"`` (any timm model) the encoder is that backbone's feature pyramid.
@@ -14,6 +17,8 @@ cropped back, so ``forward`` returns ``(N, num_classes, H, W)`` for every ``H, W
 >>> model = UNet(num_classes=3, base_filters=4).eval()
 >>> model(torch.zeros(1, 3, 67, 93)).shape
 torch.Size([1, 3, 67, 93])
+>>> UNet(num_classes=3, base_filters=4, depth=2, upsample="pixelshuffle", blur=True).decoder.blocks[0].up.shuffle
+PixelShuffle(upscale_factor=2)
 """
 
 from __future__ import annotations
@@ -55,6 +60,10 @@ class ClassicEncoder(nn.Module):
 
 
 class UNet(nn.Module):
+    """U-Net (see the module docstring). ``upsample`` is ``"transpose"`` (default, the paper's),
+    ``"bilinear"`` or ``"pixelshuffle"``; ``blur=True`` smooths the pixel shuffle's output.
+    """
+
     def __init__(
         self,
         num_classes: int = 2,
@@ -67,6 +76,8 @@ class UNet(nn.Module):
         encoder: str | None = None,
         encoder_weights: str | None = None,
         decoder_channels: list[int] | None = None,
+        upsample: str = "transpose",
+        blur: bool = False,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -83,7 +94,8 @@ class UNet(nn.Module):
             decoder_channels = decoder_channels or [256, 128, 64, 32, 16][:depth]
             bottom = self.encoder.channels[-1]
             self.multiple = self.encoder.reductions[-1]
-        self.decoder = UNetDecoder(bottom, skips, list(decoder_channels), batch_norm, activation)
+        self.decoder = UNetDecoder(bottom, skips, list(decoder_channels), batch_norm, activation,
+                                   upsample, blur)
         self.head = nn.Conv2d(decoder_channels[-1], num_classes, kernel_size=1)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
@@ -106,7 +118,8 @@ class UNet(nn.Module):
 @register_model
 def unet(num_classes: int = 2, in_channels: int = 3, base_filters: int = 16, depth: int = 5,
          batch_norm: bool = True, activation: str = "relu", dropout: bool = True, encoder: str | None = None,
-         encoder_weights: str | None = None, decoder_channels: list[int] | None = None) -> UNet:
+         encoder_weights: str | None = None, decoder_channels: list[int] | None = None,
+         upsample: str = "transpose", blur: bool = False) -> UNet:
     """U-Net; classic by default, over a timm backbone with ``encoder=NAME``."""
     return UNet(num_classes, in_channels, base_filters, depth, batch_norm, activation, dropout, encoder,
-                encoder_weights, decoder_channels)
+                encoder_weights, decoder_channels, upsample, blur)
