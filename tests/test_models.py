@@ -17,6 +17,7 @@ from pixelwise.models.encoders import TimmEncoder
 SMALL = {
     "unet": {"base_filters": 4, "depth": 3},
     "deeplabv3plus": {"encoder": "resnet18", "aspp_channels": 16, "decoder_channels": 16},
+    "segnet": {"base_filters": 8},
 }
 VARIANTS = [(name, kwargs) for name, kwargs in SMALL.items()] + [
     ("unet", {"encoder": "resnet18", "decoder_channels": [32, 16, 16, 8, 8]}),

@@ -13,6 +13,9 @@ copied across: only the pooling indices are, which is what makes SegNet light on
 Any input size works: the input is padded to a multiple of 32 (five 2x poolings) and the logits are
 cropped back, so ``forward`` returns ``(N, num_classes, H, W)`` for every ``H, W``.
 
+ONNX: export with ``torch.onnx.export(..., dynamo=True)`` (unpooling becomes ``ScatterND``, opset 18); the
+TorchScript exporter (``dynamo=False``) has no ``max_unpool2d``.
+
 >>> import torch
 >>> model = SegNet(num_classes=3, base_filters=4).eval()
 >>> model(torch.zeros(1, 3, 67, 93)).shape
