@@ -62,9 +62,12 @@ def test_help_has_examples():
         assert out.returncode == 0 and "pixelwise " + command in out.stdout
 
 
-def test_models_lists_unet():
+def test_models_lists_every_registered_model():
+    import pixelwise
+
     out = run_main("models")
-    assert out.returncode == 0 and out.stdout.startswith("unet")
+    listed = [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
+    assert out.returncode == 0 and listed == pixelwise.list_models() and "unet" in listed
 
 
 def assert_one_line_error(result, *fragments):
