@@ -19,16 +19,13 @@ torch.Size([1, 3, 67, 93])
 
 from __future__ import annotations
 
-import os
-
-import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pixelwise.errors import CheckpointError, ConfigError
+from pixelwise.errors import ConfigError
 from pixelwise.models.blocks import DoubleConv, pad_to_multiple
-from pixelwise.models.encoders import TimmEncoder, _hub_locations
+from pixelwise.models.encoders import TimmEncoder
 from pixelwise.models.registry import register_model
 
 OUTPUT_STRIDES = (8, 16)
@@ -44,30 +41,8 @@ class DilatedTimmEncoder(TimmEncoder):
     """
 
     def __init__(self, name: str, in_channels: int = 3, weights: str | None = None, output_stride: int = 16) -> None:
-        nn.Module.__init__(self)  # TimmEncoder.__init__ builds without output_stride; this replaces it
-        if name not in timm.list_models():
-            raise ConfigError(f"unknown encoder '{name}'; see timm.list_models() for the names")
-        pretrained = weights == "imagenet"
-        try:
-            # timm's default out_indices: every level the model has (4 for ConvNeXt, 5 for most).
-            self.model = timm.create_model(name, features_only=True, output_stride=output_stride,
-                                           in_chans=in_channels, pretrained=pretrained)
-        except (TypeError, AssertionError, NotImplementedError):
-            # Models without dilation support reject the argument (ViTs) or assert on it.
-            raise ConfigError(f"encoder '{name}' cannot run at output stride {output_stride}; DeepLabV3+ "
-                              "needs a CNN encoder timm can dilate (resnet34, efficientnet_lite0, ...)") from None
-        except (OSError, RuntimeError, ValueError) as e:
-            if not pretrained:
-                raise
-            offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True")
-            raise CheckpointError(
-                f"ImageNet weights for encoder '{name}' not found locally ({_hub_locations()})"
-                f"{' and HF_HUB_OFFLINE is set' if offline else ' and the download failed'}: {e.__class__.__name__}; "
-                "pass --encoder-weights PATH to a local .safetensors/.pth file or none") from None
-        if weights not in (None, "none", "imagenet"):
-            self.load_weights(weights)
-        self.channels: list[int] = self.model.feature_info.channels()
-        self.reductions: list[int] = self.model.feature_info.reduction()
+        # timm's default out_indices (depth=None): every level the model has (4 for ConvNeXt, 5 for most).
+        super().__init__(name, in_channels, weights, depth=None, output_stride=output_stride)
         # Some timm models accept output_stride and ignore it; the decoder's geometry relies on it.
         if self.reductions[-1] != output_stride or 4 not in self.reductions:
             raise ConfigError(f"encoder '{name}' gives features at strides {self.reductions}; DeepLabV3+ needs "

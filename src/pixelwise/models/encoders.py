@@ -51,14 +51,26 @@ def _hub_locations() -> str:
 class TimmEncoder(nn.Module):
     """A timm ``features_only`` backbone returning features from shallow to deep."""
 
-    def __init__(self, name: str, in_channels: int = 3, weights: str | None = None, depth: int = 5) -> None:
+    def __init__(self, name: str, in_channels: int = 3, weights: str | None = None, depth: int | None = 5,
+                 output_stride: int | None = None) -> None:
+        """``depth``: how many feature levels (None: all the model has); ``output_stride``: dilate the last
+        stages so the deepest feature has this stride (DeepLab), None for the model's own."""
         super().__init__()
         if name not in timm.list_models():
             raise ConfigError(f"unknown encoder '{name}'; see timm.list_models() for the names")
         pretrained = weights == "imagenet"
+        options: dict = {"out_indices": tuple(range(depth))} if depth else {}
+        if output_stride is not None:
+            options["output_stride"] = output_stride
         try:
-            self.model = timm.create_model(name, features_only=True, out_indices=tuple(range(depth)),
-                                           in_chans=in_channels, pretrained=pretrained)
+            self.model = timm.create_model(name, features_only=True, in_chans=in_channels, pretrained=pretrained,
+                                           **options)
+        except (TypeError, AssertionError, NotImplementedError):
+            if output_stride is None:
+                raise
+            # Models without dilation support reject the argument (ViTs) or assert on it.
+            raise ConfigError(f"encoder '{name}' cannot run at output stride {output_stride}; use a CNN encoder "
+                              "timm can dilate (resnet34, efficientnet_lite0, ...)") from None
         except (OSError, RuntimeError, ValueError) as e:
             if not pretrained:
                 raise
