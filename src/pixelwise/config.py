@@ -13,11 +13,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pixelwise.data.transforms import AugmentOptions
 from pixelwise.errors import ConfigError
+from pixelwise.yamlfile import read_yaml
 
 
 def parse_size(value: Any) -> tuple[int, int] | None:
@@ -135,12 +135,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: recipe file not found") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        loaded = read_yaml(path, ConfigError, "recipe file not found")
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: a recipe is a mapping of option: value")
         data = loaded or {}

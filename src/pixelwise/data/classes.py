@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pixelwise.errors import ConfigError, DataError
+from pixelwise.yamlfile import read_yaml
 
 # Masks are stored as uint8 inside the pipeline; 255 marks "ignore" there, so at most 255 classes.
 MAX_CLASSES = 255
@@ -123,12 +124,7 @@ def default_palette(n: int) -> list[tuple[int, int, int]]:
 def load_classes(path: str | Path) -> ClassSpec:
     """Read and validate a ``classes.yaml``; errors name the file and the bad entry."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: classes file not found; write one or pass --classes PRESET") from None
-    except yaml.YAMLError as e:
-        raise DataError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    data = read_yaml(path, DataError, "classes file not found; write one or pass --classes PRESET")
     try:
         return ClassSpec.model_validate(data)
     except ValidationError as e:
