@@ -1,8 +1,8 @@
 """Pretrained-capable encoders from timm, with offline-first weight loading.
 
 ``encoder_weights`` is ``None`` (random init; never touches the network), a local file
-(``.safetensors`` or ``.pth``, loaded with ``weights_only=True``), or ``"imagenet"`` (timm's
-resolution: the local Hugging Face / torch hub caches, the hub only when online).
+(``.safetensors`` or ``.pth``, loaded with ``weights_only=True``), or ``"imagenet"`` (local caches and
+pip-packaged weights first, the network only when online; see :mod:`pixelwise.models.pretrained`).
 
 >>> enc = TimmEncoder("resnet18", in_channels=3, weights=None)
 >>> enc.channels, enc.reductions
@@ -11,7 +11,6 @@ resolution: the local Hugging Face / torch hub caches, the hub only when online)
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import timm
@@ -20,6 +19,7 @@ import torch.nn as nn
 from safetensors.torch import load_file
 
 from pixelwise.errors import CheckpointError, ConfigError
+from pixelwise.models.pretrained import imagenet_state_dict
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -42,12 +42,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _hub_locations() -> str:
-    from huggingface_hub import constants
-
-    return f"Hugging Face cache {constants.HF_HUB_CACHE}, torch hub {Path(torch.hub.get_dir()) / 'checkpoints'}"
-
-
 class TimmEncoder(nn.Module):
     """A timm ``features_only`` backbone returning features from shallow to deep."""
 
@@ -58,12 +52,11 @@ class TimmEncoder(nn.Module):
         super().__init__()
         if name not in timm.list_models():
             raise ConfigError(f"unknown encoder '{name}'; see timm.list_models() for the names")
-        pretrained = weights == "imagenet"
         options: dict = {"out_indices": tuple(range(depth))} if depth else {}
         if output_stride is not None:
             options["output_stride"] = output_stride
         try:
-            self.model = timm.create_model(name, features_only=True, in_chans=in_channels, pretrained=pretrained,
+            self.model = timm.create_model(name, features_only=True, in_chans=in_channels, pretrained=False,
                                            **options)
         except (TypeError, AssertionError, NotImplementedError):
             if output_stride is None:
@@ -71,22 +64,19 @@ class TimmEncoder(nn.Module):
             # Models without dilation support reject the argument (ViTs) or assert on it.
             raise ConfigError(f"encoder '{name}' cannot run at output stride {output_stride}; use a CNN encoder "
                               "timm can dilate (resnet34, efficientnet_lite0, ...)") from None
-        except (OSError, RuntimeError, ValueError) as e:
-            if not pretrained:
-                raise
-            offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True")
-            raise CheckpointError(
-                f"ImageNet weights for encoder '{name}' not found locally ({_hub_locations()})"
-                f"{' and HF_HUB_OFFLINE is set' if offline else ' and the download failed'}: {e.__class__.__name__}; "
-                "pass --encoder-weights PATH to a local .safetensors/.pth file or none") from None
-        if weights not in (None, "none", "imagenet"):
+        if weights == "imagenet":
+            self.load_state(imagenet_state_dict(name), f"ImageNet weights of '{name}'")
+        elif weights not in (None, "none"):
             self.load_weights(weights)
         self.channels: list[int] = self.model.feature_info.channels()
         self.reductions: list[int] = self.model.feature_info.reduction()
 
     def load_weights(self, path: str | Path) -> None:
         """Load a classifier or encoder state dict from a local file (classifier keys are skipped)."""
-        state = read_state_dict(path)
+        self.load_state(read_state_dict(path), str(path))
+
+    def load_state(self, state: dict[str, torch.Tensor], source: str) -> None:
+        """Load the encoder's part of a timm classifier state dict; ``source`` names it in errors."""
         own = self.model.state_dict()
         first_conv = next((k for k, v in own.items() if v.ndim == 4), None)
         if first_conv in state and state[first_conv].shape[1] != own[first_conv].shape[1]:
@@ -94,11 +84,11 @@ class TimmEncoder(nn.Module):
             state[first_conv] = timm.models.adapt_input_conv(own[first_conv].shape[1], state[first_conv])
         missing = [k for k in own if k not in state]
         if missing:
-            raise CheckpointError(f"{path}: does not fit this encoder ({len(missing)} weights missing, e.g. "
+            raise CheckpointError(f"{source}: does not fit this encoder ({len(missing)} weights missing, e.g. "
                                   f"'{missing[0]}'); is it a checkpoint of another architecture?")
         wrong = [k for k, v in own.items() if state[k].shape != v.shape]
         if wrong:
-            raise CheckpointError(f"{path}: weight '{wrong[0]}' has shape {tuple(state[wrong[0]].shape)}, the "
+            raise CheckpointError(f"{source}: weight '{wrong[0]}' has shape {tuple(state[wrong[0]].shape)}, the "
                                   f"encoder needs {tuple(own[wrong[0]].shape)}; is it another model size?")
         self.model.load_state_dict({k: state[k] for k in own})
 

@@ -26,7 +26,6 @@ torch.Size([1, 3, 67, 93])
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -36,7 +35,8 @@ import torch.nn as nn
 
 from pixelwise.errors import CheckpointError, ConfigError
 from pixelwise.models.blocks import pad_to_multiple
-from pixelwise.models.encoders import _hub_locations, read_state_dict
+from pixelwise.models.encoders import read_state_dict
+from pixelwise.models.pretrained import imagenet_state_dict
 from pixelwise.models.registry import register_model
 
 # VGG16's five blocks: how many convs each has and its width in units of ``base_filters``.
@@ -136,15 +136,7 @@ class SegNet(nn.Module):
     def load_vgg16_bn(self, weights: str | Path) -> None:
         """Copy timm ``vgg16_bn`` weights (``"imagenet"`` or a local file) into the encoder."""
         if weights == "imagenet":
-            try:
-                state = timm.create_model("vgg16_bn", pretrained=True).state_dict()
-            except (OSError, RuntimeError, ValueError) as e:
-                offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True")
-                raise CheckpointError(
-                    f"ImageNet weights for encoder 'vgg16_bn' not found locally ({_hub_locations()})"
-                    f"{' and HF_HUB_OFFLINE is set' if offline else ' and the download failed'}: "
-                    f"{e.__class__.__name__}; pass --encoder-weights PATH to a local .safetensors/.pth file or none"
-                ) from None
+            state = imagenet_state_dict("vgg16_bn")
         else:
             state = read_state_dict(weights)
         # Group ``features.N.*`` by N and keep the order: convs have 4-d weights, batch norms running stats.
