@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
 
 from helpers import TINY_MODEL
 from pixelwise.config import TrainConfig
-from pixelwise.data.cache import build_cache
+from pixelwise.data.cache import IN_USE_SECONDS, build_cache
 from pixelwise.data.dataset import SegmentationDataset
 from pixelwise.data.formats import open_dataset
 from pixelwise.data.transforms import AugmentOptions, eval_transform, train_transform
@@ -36,8 +39,6 @@ def test_cached_items_equal_uncached(tiny_data, tmp_path):
 
 
 def test_changed_file_rebuilds_and_removes_stale_cache(tiny_data, tmp_path):
-    import shutil
-
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data)
     index = open_dataset(data)
@@ -49,9 +50,27 @@ def test_changed_file_rebuilds_and_removes_stale_cache(tiny_data, tmp_path):
     new_mask = np.zeros((48, 64), np.uint8)
     Image.fromarray(new_mask).save(mask_path)
     os.utime(mask_path, ns=(1, 1))  # a different modification time, whatever the clock's resolution
+    in_use = build_cache(samples, index.reader, (32, 48), False, tmp_path / "c", progress=False)
+    # The old cache was opened a moment ago, so another run may be reading it: it stays.
+    assert in_use.folder != first.folder and first.folder.exists()
+    assert (in_use.load(samples[0])[1] == 0).all()
+    old = time.time() - IN_USE_SECONDS - 60
+    os.utime(first.folder / "table.npy", (old, old))
+    shutil.rmtree(in_use.folder)
     rebuilt = build_cache(samples, index.reader, (32, 48), False, tmp_path / "c", progress=False)
-    assert rebuilt.folder != first.folder and not first.folder.exists()
-    assert (rebuilt.load(samples[0])[1] == 0).all()
+    assert rebuilt.folder == in_use.folder and not first.folder.exists()
+
+
+def test_two_runs_building_the_same_cache_at_once(tiny_data, tmp_path):
+    index = open_dataset(tiny_data)
+    samples = index.split("train")
+    with ThreadPoolExecutor(2) as pool:
+        caches = list(pool.map(lambda _: build_cache(samples, index.reader, (32, 48), True, tmp_path, workers=1,
+                                                     progress=False), range(2)))
+    assert caches[0].folder == caches[1].folder
+    assert [p.name for p in tmp_path.iterdir()] == [caches[0].folder.name]  # no temporary folder left behind
+    image, mask = caches[1].load(samples[0])
+    assert image.shape == (32, 48, 3) and mask.shape == (32, 48)
 
 
 def test_training_with_and_without_cache_is_identical(tiny_data, tmp_path):

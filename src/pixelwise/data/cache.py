@@ -22,6 +22,8 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,6 +35,9 @@ import numpy as np
 from pixelwise.data.sample import Sample, SampleReader
 
 FORMAT_VERSION = 1
+# A stale cache opened this recently may still be read by another run (two experiments on the same
+# data with other sizes), so it is left alone; an older one is removed when its replacement is built.
+IN_USE_SECONDS = 6 * 3600
 
 
 def cache_dir() -> Path:
@@ -74,6 +79,7 @@ class SampleCache:
         self.folder = folder
         self.index = {sample: i for i, sample in enumerate(samples)}
         self.table = np.load(folder / "table.npy")  # per sample: offset, image h, w, mask h, w
+        os.utime(folder / "table.npy")  # marks the cache as in use; see IN_USE_SECONDS
         self._data: np.memmap | None = None
 
     @property
@@ -115,9 +121,10 @@ def build_cache(samples: Sequence[Sample], reader: SampleReader, size: tuple[int
             return resize(image=image)["image"], mask
         return image, mask
 
-    tmp = root / f".{key}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    # A private temporary folder per build: two runs starting at once build side by side, and the
+    # first to finish publishes its folder with an atomic rename.
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=root))
     table = np.zeros((len(samples), 5), np.int64)
     offset = 0
     try:
@@ -133,14 +140,24 @@ def build_cache(samples: Sequence[Sample], reader: SampleReader, size: tuple[int
         np.save(tmp / "table.npy", table)
         # Caches of the same samples with other files or settings are stale now.
         for old in root.glob("*/owner.json"):
-            if old.read_text() == _owner(samples, size, resize_mask):
+            if old.parent != folder and old.read_text() == _owner(samples, size, resize_mask) and not _in_use(old):
                 shutil.rmtree(old.parent, ignore_errors=True)
         (tmp / "owner.json").write_text(_owner(samples, size, resize_mask))
-        os.replace(tmp, folder)
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another run published the same cache first: use theirs
+            if not (folder / "table.npy").is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return SampleCache(folder, samples)
+
+
+def _in_use(owner_file: Path) -> bool:
+    table = owner_file.parent / "table.npy"
+    return table.is_file() and time.time() - table.stat().st_mtime < IN_USE_SECONDS
 
 
 def _owner(samples: Sequence[Sample], size: tuple[int, int] | None, resize_mask: bool) -> str:
