@@ -174,19 +174,59 @@ def predict(
     typer.echo(f"wrote {3 * len(written)} files for {len(written)} images to {out}")
 
 
-@app.command()
-def models() -> None:
-    """List the registered architectures.
+models_app = typer.Typer(rich_markup_mode=None)
+app.add_typer(models_app, name="models")
+
+
+# A group whose callback runs alone too: bare `pixelwise models` keeps printing the list.
+@models_app.callback(invoke_without_command=True)
+def models(ctx: typer.Context) -> None:
+    """List the registered architectures; `models show NAME` summarises one.
 
     \b
-    Example:
+    Examples:
       pixelwise models
+      pixelwise models show unet --size 360x480
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from pixelwise.models import list_models
     from pixelwise.models.registry import describe_model
 
     for name in list_models():
         typer.echo(f"{name:<16} {describe_model(name)}")
+
+
+@models_app.command("show")
+def models_show(
+    name: Annotated[str, typer.Argument(help="Architecture (see `pixelwise models`).")],
+    encoder: Annotated[str | None, typer.Option(help="timm encoder, e.g. resnet34.")] = None,
+    size: Annotated[str, typer.Option(help="Input size HxW the shapes and GFLOPs are for.")] = "256x256",
+    num_classes: Annotated[int | None, typer.Option(help="Output classes (default: the model's).")] = None,
+    depth: Annotated[int, typer.Option(min=0, help="Levels of nested layers in the table.")] = 3,
+) -> None:
+    """Parameters, GFLOPs at --size and the layer table of one architecture (randomly initialised).
+
+    \b
+    Example:
+      pixelwise models show unet --encoder resnet34 --size 352x480 --num-classes 12
+    """
+    from pixelwise.config import parse_size
+    from pixelwise.models import create_model
+    from pixelwise.models.summary import summarize_model
+
+    try:
+        height, width = parse_size(size)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--size") from None
+    if min(height, width) < 1:
+        raise click.BadParameter(f"'{size}' is not a size; both sides must be at least 1 pixel", param_hint="--size")
+    # No pretrained weights: the summary needs the architecture only, never the network.
+    model = create_model(name, num_classes=num_classes, encoder=encoder)
+    summary = summarize_model(model, (height, width), depth=depth)
+    options = ", ".join(f"{k}={v}" for k, v in model.init_kwargs.items())
+    typer.echo(f"{name}({options}) at {summary.input_text}")
+    typer.echo(summary.format())
 
 
 def parse_weights(text: str) -> str | list[float]:
