@@ -25,6 +25,53 @@ def make_activation(name: str) -> nn.Module:
     return ACTIVATIONS[name](inplace=True) if name != "gelu" else nn.GELU()
 
 
+class GaussianNoise(nn.Module):
+    """Add zero-mean Gaussian noise of standard deviation ``std`` in training mode; identity in eval mode.
+
+    Keras' ``GaussianNoise`` layer: a regulariser that, placed on the input, makes the network see a
+    slightly different image every epoch. ``std`` is in the units of the normalised input.
+
+    >>> x = torch.ones(2, 3)
+    >>> torch.equal(GaussianNoise(0.5).eval()(x), x), torch.equal(GaussianNoise(0.5).train()(x), x)
+    (True, False)
+    """
+
+    def __init__(self, std: float = 0.0) -> None:
+        super().__init__()
+        if std < 0:
+            raise ConfigError(f"input_noise is a standard deviation and cannot be negative, got {std}")
+        self.std = float(std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Decided on module state, not on the tensor, so an exported (eval) graph simply has no noise op.
+        if self.training and self.std > 0:
+            return x + torch.randn_like(x) * self.std
+        return x
+
+    def extra_repr(self) -> str:
+        return f"std={self.std}"
+
+
+class SeparableConv2d(nn.Sequential):
+    """A depthwise-separable convolution (Xception's, Keras' ``SeparableConv2D``): a ``kernel_size`` conv per
+    input channel (``groups=in_channels``), then a 1x1 conv that mixes the channels.
+
+    It spans fewer maps than a full conv but costs about ``1/out + 1/k**2`` of its weights and multiplies.
+    The depthwise conv has no bias: one after the pointwise conv would absorb it.
+
+    >>> conv = SeparableConv2d(8, 16)
+    >>> conv(torch.zeros(1, 8, 5, 7)).shape, conv.depthwise.groups, sum(p.numel() for p in conv.parameters())
+    (torch.Size([1, 16, 5, 7]), 8, 200)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, bias: bool = False) -> None:
+        super().__init__(OrderedDict(
+            depthwise=nn.Conv2d(in_channels, in_channels, kernel_size, padding=kernel_size // 2, groups=in_channels,
+                                bias=False),
+            pointwise=nn.Conv2d(in_channels, out_channels, 1, bias=bias),
+        ))
+
+
 class DoubleConv(nn.Sequential):
     """Two 3x3 convolutions, each followed by optional batch norm and the activation."""
 
@@ -136,7 +183,11 @@ class UNetDecoder(nn.Module):
     ``skip_channels`` lists the skip features from deep to shallow; a 0 means that level has no skip
     (a timm encoder has no full-resolution feature, so its last block only upsamples).
     ``upsample`` and ``blur`` choose every block's upsampler (see :func:`make_upsampler`).
+    A subclass changes the blocks by setting ``block_class`` (an :class:`UpBlock` subclass with the same
+    arguments), e.g. Attention U-Net's gated blocks.
     """
+
+    block_class: type[UpBlock] = UpBlock
 
     def __init__(self, bottom_channels: int, skip_channels: list[int], decoder_channels: list[int],
                  batch_norm: bool = True, activation: str = "relu", upsample: str = "transpose",
@@ -146,7 +197,7 @@ class UNetDecoder(nn.Module):
             raise ConfigError(f"decoder_channels needs {len(skip_channels)} values, got {len(decoder_channels)}")
         in_channels = [bottom_channels, *decoder_channels[:-1]]
         self.blocks = nn.ModuleList(
-            UpBlock(i, s, o, batch_norm, activation, upsample, blur)
+            self.block_class(i, s, o, batch_norm, activation, upsample, blur)
             for i, s, o in zip(in_channels, skip_channels, decoder_channels, strict=True)
         )
 

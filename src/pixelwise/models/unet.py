@@ -9,6 +9,8 @@ see :func:`pixelwise.models.blocks.make_upsampler`.
 The defaults (``f = 16``, 5 blocks, 7.8M parameters) are the tutorials' CPU-sized version; the paper's
 network is ``base_filters=64, depth=4`` (31M parameters).
 With ``encoder="resnet34"`` (any timm model) the encoder is that backbone's feature pyramid.
+``input_noise=0.1`` adds Gaussian noise of that standard deviation to the (normalised) input while
+training, as a Keras ``GaussianNoise`` input layer does; evaluation and export never see it.
 
 Any input size works: the input is padded to the multiple the network needs and the logits are
 cropped back, so ``forward`` returns ``(N, num_classes, H, W)`` for every ``H, W``.
@@ -27,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pixelwise.models.blocks import DoubleConv, UNetDecoder, pad_to_multiple
+from pixelwise.models.blocks import DoubleConv, GaussianNoise, UNetDecoder, pad_to_multiple
 from pixelwise.models.encoders import TimmEncoder
 from pixelwise.models.registry import register_model
 
@@ -62,7 +64,11 @@ class ClassicEncoder(nn.Module):
 class UNet(nn.Module):
     """U-Net (see the module docstring). ``upsample`` is ``"transpose"`` (default, the paper's),
     ``"bilinear"`` or ``"pixelshuffle"``; ``blur=True`` smooths the pixel shuffle's output.
+
+    A subclass swaps the decoder by setting ``decoder_class`` (a :class:`UNetDecoder` subclass).
     """
+
+    decoder_class: type[UNetDecoder] = UNetDecoder
 
     def __init__(
         self,
@@ -78,9 +84,12 @@ class UNet(nn.Module):
         decoder_channels: list[int] | None = None,
         upsample: str = "transpose",
         blur: bool = False,
+        input_noise: float = 0.0,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
+        # No parameters or buffers: checkpoints and seeded initial weights are the same with or without it.
+        self.input_noise = GaussianNoise(input_noise)
         if encoder is None:
             self.encoder: nn.Module = ClassicEncoder(in_channels, base_filters, depth, batch_norm, activation, dropout)
             skips = self.encoder.channels[::-1]
@@ -94,8 +103,8 @@ class UNet(nn.Module):
             decoder_channels = decoder_channels or [256, 128, 64, 32, 16][:depth]
             bottom = self.encoder.channels[-1]
             self.multiple = self.encoder.reductions[-1]
-        self.decoder = UNetDecoder(bottom, skips, list(decoder_channels), batch_norm, activation,
-                                   upsample, blur)
+        self.decoder = self.decoder_class(bottom, skips, list(decoder_channels), batch_norm, activation,
+                                          upsample, blur)
         self.head = nn.Conv2d(decoder_channels[-1], num_classes, kernel_size=1)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
@@ -107,7 +116,8 @@ class UNet(nn.Module):
         return features[-1], [*features[-2::-1], None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, (h, w) = pad_to_multiple(x, self.multiple)
+        # Noise before padding, so the padding stays the exact zero (mean colour) the model also sees in eval.
+        x, (h, w) = pad_to_multiple(self.input_noise(x), self.multiple)
         bottom, skips = self.encode(x)
         logits = self.head(self.decoder(bottom, skips))
         if logits.shape[-2:] != x.shape[-2:]:  # encoders whose first stride differs from the decoder's steps
@@ -119,7 +129,7 @@ class UNet(nn.Module):
 def unet(num_classes: int = 2, in_channels: int = 3, base_filters: int = 16, depth: int = 5,
          batch_norm: bool = True, activation: str = "relu", dropout: bool = True, encoder: str | None = None,
          encoder_weights: str | None = None, decoder_channels: list[int] | None = None,
-         upsample: str = "transpose", blur: bool = False) -> UNet:
+         upsample: str = "transpose", blur: bool = False, input_noise: float = 0.0) -> UNet:
     """U-Net; classic by default, over a timm backbone with ``encoder=NAME``."""
     return UNet(num_classes, in_channels, base_filters, depth, batch_norm, activation, dropout, encoder,
-                encoder_weights, decoder_channels, upsample, blur)
+                encoder_weights, decoder_channels, upsample, blur, input_noise)
