@@ -18,9 +18,14 @@ SMALL = {
     "unet": {"base_filters": 4, "depth": 3},
     "deeplabv3plus": {"encoder": "resnet18", "aspp_channels": 16, "decoder_channels": 16},
     "segnet": {"base_filters": 8},
+    "attention_unet": {"base_filters": 4, "depth": 3},
+    "sepres_unet": {"widths": [4, 8, 16]},
 }
 VARIANTS = [(name, kwargs) for name, kwargs in SMALL.items()] + [
     ("unet", {"encoder": "resnet18", "decoder_channels": [32, 16, 16, 8, 8]}),
+    # No batch norm (the gate's W_g then has a bias), another upsampler, and input noise while training.
+    ("attention_unet", {"base_filters": 4, "depth": 2, "batch_norm": False, "upsample": "bilinear",
+                        "input_noise": 0.1}),
 ]
 
 
