@@ -174,6 +174,33 @@ def predict(
     typer.echo(f"wrote {3 * len(written)} files for {len(written)} images to {out}")
 
 
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A best.safetensors written by train.")],
+    format: Annotated[str, typer.Option("--format", help="onnx.")] = "onnx",
+    out: Annotated[Path | None, typer.Option(help="Output file; default: the checkpoint's name with .onnx.")] = None,
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 18,
+    check: Annotated[bool, typer.Option(help="Compare onnxruntime with PyTorch on random input.")] = True,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
+) -> None:
+    """Export a checkpoint to ONNX (dynamic batch, height and width; classes and normalisation inside).
+
+    \b
+    Example:
+      pixelwise export runs/camvid/best.safetensors --format onnx
+    """
+    from pixelwise.inference.export import compare_with_onnxruntime, export_checkpoint
+    from pixelwise.training.checkpoint import load_model
+
+    path = export_checkpoint(checkpoint, out, format, opset, overwrite)
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if check:
+        model = load_model(checkpoint)
+        shape = (1, model.init_kwargs.get("in_channels", 3), 67, 93)  # odd on purpose: exercises the padding
+        diff = compare_with_onnxruntime(model, path, shape)
+        typer.echo(f"onnxruntime vs PyTorch fp32 at {'x'.join(map(str, shape))}: max abs difference {diff:.2g}")
+
+
 models_app = typer.Typer(rich_markup_mode=None)
 app.add_typer(models_app, name="models")
 
