@@ -65,6 +65,10 @@ class TrainConfig(BaseModel):
     encoder: str | None = None
     encoder_weights: str | None = None  # none | PATH | imagenet
     model_kwargs: dict[str, Any] = Field(default_factory=dict)  # e.g. {base_filters: 32, depth: 4}
+    # Fine-tuning a pretrained encoder (see training/finetune.py): its learning rate is lr times this,
+    # and it is frozen (decoder only) for the first this-many epochs.
+    encoder_lr_mult: float = Field(1.0, gt=0)
+    freeze_encoder_epochs: int = Field(0, ge=0)
 
     # optimisation
     loss: str = "ce"

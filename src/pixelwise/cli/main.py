@@ -12,9 +12,10 @@ from typing import Annotated
 
 import click
 import typer
+import yaml
 from typer.exceptions import TyperException
 
-from pixelwise.errors import PixelwiseError, one_line
+from pixelwise.errors import ConfigError, PixelwiseError, one_line
 
 app = typer.Typer(
     name="pixelwise",
@@ -67,6 +68,12 @@ def train(
     model: Annotated[str | None, typer.Option(help="Architecture (see `pixelwise models`).")] = None,
     encoder: Annotated[str | None, typer.Option(help="timm encoder, e.g. resnet34.")] = None,
     encoder_weights: Annotated[str | None, typer.Option(help="none, imagenet or a weights file.")] = None,
+    encoder_lr_mult: Annotated[float | None, typer.Option(help="Encoder learning rate = lr x this.")] = None,
+    freeze_encoder_epochs: Annotated[int | None, typer.Option(
+        help="Train only the decoder for the first N epochs.")] = None,
+    upsample: Annotated[str | None, typer.Option(help="U-Net upsampling: transpose, bilinear, pixelshuffle.")] = None,
+    model_option: Annotated[list[str] | None, typer.Option(
+        help="Model option KEY=VALUE (YAML value), repeatable, e.g. base_filters=32.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Number of epochs.")] = None,
     time_budget: Annotated[str | None, typer.Option(help="Stop after this long, e.g. 30m.")] = None,
     img_size: Annotated[str | None, typer.Option(help="Training size HxW, e.g. 352x480.")] = None,
@@ -100,7 +107,8 @@ def train(
     from pixelwise.training.trainer import train as run_training
 
     flags = dict(data=data, format=format, classes=classes, model=model, encoder=encoder,
-                 encoder_weights=encoder_weights, epochs=epochs, time_budget=time_budget, img_size=img_size,
+                 encoder_weights=encoder_weights, encoder_lr_mult=encoder_lr_mult,
+                 freeze_encoder_epochs=freeze_encoder_epochs, epochs=epochs, time_budget=time_budget, img_size=img_size,
                  batch_size=batch_size, lr=lr, loss=loss, optimizer=optimizer, schedule=schedule,
                  grad_clip=grad_clip, precision=precision, device=device, workers=workers,
                  seed=seed, patience=patience, out=out, progress=progress)
@@ -108,7 +116,12 @@ def train(
         config = Path(out) / "config.yaml"  # a resumed run keeps its recipe; flags may extend it
     if class_weights is not None:
         flags["class_weights"] = parse_weights(class_weights)
+    options = parse_model_options(model_option or [])
+    if upsample is not None:
+        options["upsample"] = upsample
     recipe = load_config(config, **flags)
+    if options:  # merged into the recipe's model_kwargs rather than replacing them
+        recipe = load_config(config, **flags, model_kwargs={**recipe.model_kwargs, **options})
     result = run_training(recipe, resume=resume)
     if result.best_metrics:
         typer.echo(format_table(result.best_metrics))
@@ -254,6 +267,20 @@ def models_show(
     options = ", ".join(f"{k}={v}" for k, v in model.init_kwargs.items())
     typer.echo(f"{name}({options}) at {summary.input_text}")
     typer.echo(summary.format())
+
+
+def parse_model_options(items: list[str]) -> dict[str, object]:
+    """``["base_filters=32", "blur=true"]`` to ``{"base_filters": 32, "blur": True}`` (values read as YAML)."""
+    options: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--model-option '{item}': write KEY=VALUE, e.g. base_filters=32")
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--model-option '{item}': the value is not valid YAML") from None
+    return options
 
 
 def parse_weights(text: str) -> str | list[float]:

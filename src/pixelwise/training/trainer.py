@@ -52,6 +52,7 @@ from pixelwise.losses import build_loss
 from pixelwise.models import create_model
 from pixelwise.training.checkpoint import CheckpointMeta, save_checkpoint
 from pixelwise.training.evaluate import evaluate_model
+from pixelwise.training.finetune import encoder_of, parameter_groups, set_encoder_frozen
 from pixelwise.training.schedule import lr_factor
 from pixelwise.training.state import TrainState, load_state, save_state
 
@@ -207,10 +208,9 @@ class Trainer:
         model = create_model(cfg.model, **kwargs)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        # No weight decay on biases and norm parameters (standard practice; decaying BN scales hurts).
-        decay = [p for p in model.parameters() if p.ndim > 1]
-        no_decay = [p for p in model.parameters() if p.ndim <= 1]
-        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if cfg.freeze_encoder_epochs:
+            encoder_of(model)  # fail now, not after the first epoch, when the model has no encoder
+        groups = parameter_groups(model, cfg.weight_decay, cfg.encoder_lr_mult)
         if cfg.optimizer == "adamw":
             optimizer: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
         else:
@@ -261,6 +261,9 @@ class Trainer:
                 sampler.set_epoch(epoch, skip=state.step_in_epoch * cfg.batch_size)
                 train_set.set_epoch(epoch)
                 model.train()
+                if cfg.freeze_encoder_epochs:
+                    # Decided by the epoch number alone, so a resumed run freezes exactly as the original.
+                    set_encoder_frozen(raw_model, epoch < cfg.freeze_encoder_epochs)
                 label = f"epoch {epoch + 1}" + (f"/{cfg.epochs}" if cfg.epochs else "")
                 bar = tqdm(self._train_loader(train_set, sampler, epoch), desc=label, leave=False,
                            initial=state.step_in_epoch, total=steps_per_epoch,
@@ -269,7 +272,7 @@ class Trainer:
                 for batch in bar:
                     factor = lr_factor(cfg.schedule, progress(), cfg.warmup)
                     for group in optimizer.param_groups:
-                        group["lr"] = cfg.lr * factor
+                        group["lr"] = cfg.lr * factor * group.get("lr_mult", 1.0)
                     images = normalize(batch["image"].to(self.device, non_blocking=True), meta.mean, meta.std)
                     if self.channels_last:
                         images = images.contiguous(memory_format=torch.channels_last)
