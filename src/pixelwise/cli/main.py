@@ -174,16 +174,45 @@ def predict(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
     precision: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    tile: Annotated[str | None, typer.Option(
+        help="Tiled prediction HxW, e.g. 512x512: large images at native resolution, not resized to the "
+             "training size; --batch-size then counts tiles.")] = None,
+    overlap: Annotated[float, typer.Option(help="Tile overlap, a fraction in [0, 1).")] = 0.25,
+    tta_flip: Annotated[bool, typer.Option("--tta-flip", help="Also predict the mirrored image; average.")] = False,
+    tta_scales: Annotated[str | None, typer.Option(
+        help="Also predict resized inputs, e.g. 0.75,1,1.25; average.")] = None,
 ) -> None:
     """Label images; writes <name>_labels.png (class ids), <name>_color.png and <name>_overlay.png.
 
     \b
-    Example:
+    Examples:
       pixelwise predict runs/camvid/best.safetensors data/camvid/val --out preds
+      pixelwise predict runs/sat/best.safetensors big.tif --out preds --tile 512x512 --overlap 0.25 --tta-flip
     """
+    from pixelwise.config import parse_size
     from pixelwise.inference.predictor import predict_to_folder
 
-    written = predict_to_folder(checkpoint, inputs, out, batch_size, workers, overwrite, device, precision)
+    tile_size = None
+    if tile is not None:
+        try:
+            tile_size = parse_size(tile)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--tile") from None
+        if min(tile_size) < 1:
+            raise click.BadParameter(f"'{tile}': both sides must be at least 1 pixel", param_hint="--tile")
+    if not 0 <= overlap < 1:
+        raise click.BadParameter(f"{overlap} is not in [0, 1); e.g. 0.25", param_hint="--overlap")
+    scales = (1.0,)
+    if tta_scales is not None:
+        try:
+            scales = tuple(float(s) for s in tta_scales.split(","))
+        except ValueError:
+            scales = ()
+        if not scales or not all(s > 0 for s in scales):
+            raise click.BadParameter(f"'{tta_scales}' is not a comma list of positive scales, e.g. 0.75,1,1.25",
+                                     param_hint="--tta-scales")
+    written = predict_to_folder(checkpoint, inputs, out, batch_size, workers, overwrite, device, precision,
+                                tile=tile_size, overlap=overlap, tta_flip=tta_flip, tta_scales=scales)
     typer.echo(f"wrote {3 * len(written)} files for {len(written)} images to {out}")
 
 

@@ -1,7 +1,10 @@
 """Prediction with a trained model: arrays, files, folders and globs.
 
 Images are resized to the model's training size (stored in the checkpoint), and the logits are
-resized back, so labels always come out at the input image's own size.
+resized back, so labels always come out at the input image's own size. With ``tile=(h, w)`` images are
+not resized: they are predicted at their native resolution by overlapping tiles blended with Gaussian
+weights (:mod:`pixelwise.inference.tiling`), in memory bounded by a row of tiles, not by the image.
+Flip and multi-scale test-time augmentation (``tta_flip``, ``tta_scales``) work with either.
 
 >>> import numpy as np, pixelwise
 >>> from pixelwise.data.classes import get_preset
@@ -9,6 +12,8 @@ resized back, so labels always come out at the input image's own size.
 >>> model = pixelwise.create_model("unet", num_classes=2, base_filters=4, depth=2)
 >>> model.meta = CheckpointMeta.for_model(model, get_preset("binary"), input_size=(32, 32))
 >>> Predictor(model, precision="fp32").predict(np.zeros((50, 70, 3), np.uint8)).shape
+(50, 70)
+>>> Predictor(model, precision="fp32", tile=(32, 32), tta_flip=True).predict(np.zeros((50, 70, 3), np.uint8)).shape
 (50, 70)
 """
 
@@ -23,11 +28,11 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
-from pixelwise.data.dataset import collate_padded
 from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, write_png
 from pixelwise.data.transforms import eval_transform, normalize
 from pixelwise.device import autocast, resolve_device, resolve_precision
 from pixelwise.errors import ConfigError, DataError
+from pixelwise.inference.tiling import check_tiling, predict_tiled, with_tta
 from pixelwise.training.checkpoint import CheckpointMeta, load_checkpoint
 from pixelwise.training.evaluate import logits_at_size
 
@@ -67,14 +72,38 @@ class _ImageFiles(Dataset):
         image = read_image(self.paths[index])
         resized = self.transform(image=image)["image"]
         return {"image": torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1))),
-                "mask": torch.zeros(image.shape[:2], dtype=torch.int64), "index": index}
+                "out_size": torch.tensor(image.shape[:2]), "index": index}
+
+
+def _collate_images(items: list[dict]) -> dict[str, torch.Tensor]:
+    """Images padded with 0 to the largest in the batch, with each one's true size and output size.
+
+    Unlike the training collate this carries no mask: a zero int64 mask at the original size, only
+    to say that size, cost 8 bytes per pixel (128 MB for a 4000x4000 photo) in every worker transfer.
+    """
+    h, w = max(i["image"].shape[1] for i in items), max(i["image"].shape[2] for i in items)
+    images = torch.zeros((len(items), 3, h, w), dtype=torch.uint8)
+    for k, item in enumerate(items):
+        images[k, :, : item["image"].shape[1], : item["image"].shape[2]] = item["image"]
+    return {"image": images, "image_size": torch.tensor([i["image"].shape[1:] for i in items]),
+            "out_size": torch.stack([i["out_size"] for i in items]), "index": torch.tensor([i["index"] for i in items])}
 
 
 class Predictor:
-    """Labels for images from a checkpoint path or a model carrying ``.meta``."""
+    """Labels for images from a checkpoint path or a model carrying ``.meta``.
+
+    ``tile=(h, w)``: sliding-window prediction at native resolution, tiles overlapping by ``overlap``
+    (``input_size`` is then unused). ``tta_flip`` adds horizontally flipped inputs, ``tta_scales`` resized
+    ones (e.g. ``(0.75, 1, 1.25)``); their logits are averaged.
+    """
 
     def __init__(self, model: str | Path | nn.Module, device: str = "auto", precision: str = "auto",
-                 input_size: tuple[int, int] | None | str = "train") -> None:
+                 input_size: tuple[int, int] | None | str = "train", tile: tuple[int, int] | None = None,
+                 overlap: float = 0.25, tta_flip: bool = False, tta_scales: Sequence[float] = (1.0,)) -> None:
+        # Options first: a bad value is reported before a checkpoint is read.
+        self.tile = check_tiling(tile, overlap) if tile is not None else None
+        self.overlap = overlap
+        self._forward = with_tta(self._logits, tta_flip, tta_scales)
         self.device = resolve_device(device)
         if isinstance(model, str | Path):
             model, meta = load_checkpoint(model)
@@ -94,35 +123,57 @@ class Predictor:
     def classes(self):
         return self.meta.classes
 
-    @torch.no_grad()
-    def _labels(self, batch: dict) -> list[np.ndarray]:
-        images = normalize(batch["image"].to(self.device), self.meta.mean, self.meta.std)
+    def _logits(self, images: torch.Tensor) -> torch.Tensor:
+        """float32 logits for a normalised batch: one forward pass (TTA wraps this)."""
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.precision):
-            logits = self.model(images)
+            return self.model(images).float()
+
+    def _tile_logits(self, tiles: torch.Tensor) -> torch.Tensor:
+        """Logits for a uint8 batch of tiles: normalised per batch, so the image is never copied as floats."""
+        return self._forward(normalize(tiles.to(self.device), self.meta.mean, self.meta.std))
+
+    @torch.no_grad()
+    def _labels(self, batch: dict) -> list[np.ndarray]:
+        logits = self._forward(normalize(batch["image"].to(self.device), self.meta.mean, self.meta.std))
         labels = []
         for k in range(logits.shape[0]):
-            item = logits_at_size(logits[k].float(), batch["image_size"][k], batch["mask_size"][k])
+            item = logits_at_size(logits[k], batch["image_size"][k], batch["out_size"][k])
             labels.append(item.argmax(0).to(torch.uint8 if item.shape[0] <= 256 else torch.int32).cpu().numpy())
         return labels
 
-    def predict(self, image: np.ndarray | str | Path) -> np.ndarray:
-        """``(H, W)`` class ids for one RGB uint8 image (or an image file)."""
+    @torch.no_grad()
+    def _tiled(self, image: np.ndarray | torch.Tensor, batch_size: int) -> np.ndarray:
+        return predict_tiled(self._tile_logits, image, self.tile, self.overlap, batch_size)
+
+    def predict(self, image: np.ndarray | str | Path, batch_size: int = 4) -> np.ndarray:
+        """``(H, W)`` class ids for one RGB uint8 image (or an image file); ``batch_size`` tiles per pass."""
         if not isinstance(image, np.ndarray):
             image = read_image(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise DataError(f"predict needs an (H, W, 3) uint8 RGB array, got {image.shape} {image.dtype}")
+        if self.tile is not None:
+            return self._tiled(image, batch_size)
         resized = eval_transform(self.input_size)(image=image)["image"]
         batch = {"image": torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1)))[None],
-                 "image_size": torch.tensor([resized.shape[:2]]), "mask_size": torch.tensor([image.shape[:2]])}
+                 "image_size": torch.tensor([resized.shape[:2]]), "out_size": torch.tensor([image.shape[:2]])}
         return self._labels(batch)[0]
 
     def predict_files(self, paths: Sequence[Path], batch_size: int = 4, workers: int = 2
                       ) -> Iterator[tuple[Path, np.ndarray]]:
-        """``(path, labels)`` for each file, in order, decoded in background workers."""
+        """``(path, labels)`` for each file, in order, decoded in background workers.
+
+        ``batch_size`` counts images, or tiles when tiling: then images come one at a time, at full size.
+        """
+        if self.tile is not None:
+            # batch_size=None: no collation, the workers hand over one decoded image at a time.
+            loader = DataLoader(_ImageFiles(paths, None), batch_size=None, num_workers=workers)
+            for item in loader:
+                yield paths[item["index"]], self._tiled(item["image"], batch_size)
+            return
         loader = DataLoader(_ImageFiles(paths, self.input_size), batch_size=batch_size, num_workers=workers,
-                            collate_fn=collate_padded)
+                            collate_fn=_collate_images)
         for batch in loader:
             for index, labels in zip(batch["index"].tolist(), self._labels(batch), strict=True):
                 yield paths[index], labels
@@ -143,8 +194,15 @@ def output_paths(out_dir: Path, inputs: Sequence[Path]) -> list[dict[str, Path]]
 
 def predict_to_folder(model: str | Path | nn.Module, inputs: Sequence[str | Path], out_dir: str | Path,
                       batch_size: int = 4, workers: int = 2, overwrite: bool = False, device: str = "auto",
-                      precision: str = "auto", progress: bool = True) -> list[dict[str, Path]]:
-    """Predict every input and write its three PNGs; refuses to overwrite unless asked."""
+                      precision: str = "auto", progress: bool = True, tile: tuple[int, int] | None = None,
+                      overlap: float = 0.25, tta_flip: bool = False, tta_scales: Sequence[float] = (1.0,)
+                      ) -> list[dict[str, Path]]:
+    """Predict every input and write its three PNGs; refuses to overwrite unless asked.
+
+    ``tile``, ``overlap``, ``tta_flip`` and ``tta_scales`` are the :class:`Predictor`'s options.
+    """
+    if tile is not None:
+        check_tiling(tile, overlap)  # before anything is read or written
     from tqdm.auto import tqdm
 
     from pixelwise.viz import colorize, overlay
@@ -157,7 +215,8 @@ def predict_to_folder(model: str | Path | nn.Module, inputs: Sequence[str | Path
         if existing:
             raise ConfigError(f"{existing[0]}: already exists ({len(existing)} files would be overwritten); "
                               "choose another --out or pass --overwrite")
-    predictor = Predictor(model, device, precision)
+    predictor = Predictor(model, device, precision, tile=tile, overlap=overlap, tta_flip=tta_flip,
+                          tta_scales=tta_scales)
     out_dir.mkdir(parents=True, exist_ok=True)
     palette = predictor.classes.palette
     order = {p: i for i, p in enumerate(files)}
