@@ -15,7 +15,7 @@ from test_models import VARIANTS
 pytest.importorskip("onnxscript", reason="pip install 'pixelwise[onnx]'")
 ort = pytest.importorskip("onnxruntime", reason="pip install 'pixelwise[onnx]'")
 
-from pixelwise.inference.export import compare_with_onnxruntime, export_onnx, read_onnx_meta  # noqa: E402
+from pixelwise.inference.export import compare_with_runtime, export_onnx, read_onnx_meta  # noqa: E402
 
 
 @pytest.mark.slow
@@ -27,7 +27,7 @@ def test_every_model_exports_and_matches_pytorch(name, kwargs, tmp_path):
     path = export_onnx(model, meta, tmp_path / "m.onnx")
     # Sizes other than the traced 2x3x64x96: odd ones that need padding, another batch, a tall one.
     for shape in [(1, 3, 67, 93), (3, 3, 40, 52), (1, 3, 130, 33)]:
-        assert compare_with_onnxruntime(model, path, shape) < 1e-4, shape
+        assert compare_with_runtime(model, path, shape) < 1e-4, shape
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (logits,) = session.run(None, {"image": torch.randn(1, 3, 67, 93).numpy()})
     assert logits.shape == (1, 3, 67, 93)

@@ -166,7 +166,8 @@ def evaluate(
 
 @app.command()
 def predict(
-    checkpoint: Annotated[Path, typer.Argument(help="A best.safetensors written by train.")],
+    checkpoint: Annotated[Path, typer.Argument(
+        help="A best.safetensors written by train, or an exported .onnx / OpenVINO .xml.")],
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
     out: Annotated[Path, typer.Option(help="Output folder.")],
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 4,
@@ -181,6 +182,9 @@ def predict(
     tta_flip: Annotated[bool, typer.Option("--tta-flip", help="Also predict the mirrored image; average.")] = False,
     tta_scales: Annotated[str | None, typer.Option(
         help="Also predict resized inputs, e.g. 0.75,1,1.25; average.")] = None,
+    backend: Annotated[str, typer.Option(
+        help="auto (the fastest available), torch, onnxruntime or openvino.")] = "auto",
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model (torch backend).")] = False,
 ) -> None:
     """Label images; writes <name>_labels.png (class ids), <name>_color.png and <name>_overlay.png.
 
@@ -212,26 +216,29 @@ def predict(
             raise click.BadParameter(f"'{tta_scales}' is not a comma list of positive scales, e.g. 0.75,1,1.25",
                                      param_hint="--tta-scales")
     written = predict_to_folder(checkpoint, inputs, out, batch_size, workers, overwrite, device, precision,
-                                tile=tile_size, overlap=overlap, tta_flip=tta_flip, tta_scales=scales)
+                                tile=tile_size, overlap=overlap, tta_flip=tta_flip, tta_scales=scales,
+                                backend=backend, compile=compile, log=typer.echo)
     typer.echo(f"wrote {3 * len(written)} files for {len(written)} images to {out}")
 
 
 @app.command()
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="A best.safetensors written by train.")],
-    format: Annotated[str, typer.Option("--format", help="onnx.")] = "onnx",
-    out: Annotated[Path | None, typer.Option(help="Output file; default: the checkpoint's name with .onnx.")] = None,
+    format: Annotated[str, typer.Option("--format", help="onnx or openvino.")] = "onnx",
+    out: Annotated[Path | None, typer.Option(
+        help="Output file; default: the checkpoint's name with .onnx (OpenVINO: .xml + .bin).")] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 18,
-    check: Annotated[bool, typer.Option(help="Compare onnxruntime with PyTorch on random input.")] = True,
+    check: Annotated[bool, typer.Option(help="Compare the runtime with PyTorch on random input.")] = True,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
 ) -> None:
-    """Export a checkpoint to ONNX (dynamic batch, height and width; classes and normalisation inside).
+    """Export a checkpoint to ONNX or OpenVINO (dynamic batch, height and width; classes and normalisation inside).
 
     \b
-    Example:
+    Examples:
       pixelwise export runs/camvid/best.safetensors --format onnx
+      pixelwise export runs/camvid/best.safetensors --format openvino
     """
-    from pixelwise.inference.export import compare_with_onnxruntime, export_checkpoint
+    from pixelwise.inference.export import compare_with_runtime, export_checkpoint
     from pixelwise.training.checkpoint import load_model
 
     path = export_checkpoint(checkpoint, out, format, opset, overwrite)
@@ -239,8 +246,9 @@ def export(
     if check:
         model = load_model(checkpoint)
         shape = (1, model.init_kwargs.get("in_channels", 3), 67, 93)  # odd on purpose: exercises the padding
-        diff = compare_with_onnxruntime(model, path, shape)
-        typer.echo(f"onnxruntime vs PyTorch fp32 at {'x'.join(map(str, shape))}: max abs difference {diff:.2g}")
+        diff = compare_with_runtime(model, path, shape)
+        runtime = "OpenVINO" if path.suffix == ".xml" else "onnxruntime"
+        typer.echo(f"{runtime} vs PyTorch fp32 at {'x'.join(map(str, shape))}: max abs difference {diff:.2g}")
 
 
 models_app = typer.Typer(rich_markup_mode=None)

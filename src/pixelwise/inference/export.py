@@ -1,4 +1,4 @@
-"""Export a trained model to ONNX with dynamic batch, height and width.
+"""Export a trained model to ONNX or OpenVINO with dynamic batch, height and width.
 
 The graph takes what the PyTorch model takes: float images ``(N, C, H, W)`` normalised as
 ``(x / 255 - mean) / std``, and returns logits ``(N, num_classes, H, W)`` at the input size (the
@@ -15,7 +15,7 @@ SegNet's max-unpooling included, which the older TorchScript exporter cannot.
 >>> model = pixelwise.create_model("unet", num_classes=2, base_filters=4, depth=2)
 >>> meta = CheckpointMeta.for_model(model, get_preset("binary"))
 >>> path = export_onnx(model, meta, os.path.join(tempfile.mkdtemp(), "m.onnx"))
->>> read_onnx_meta(path).model, compare_with_onnxruntime(model, path, (1, 3, 37, 50)) < 1e-4
+>>> read_onnx_meta(path).model, compare_with_runtime(model, path, (1, 3, 37, 50)) < 1e-4
 ('unet', True)
 """
 
@@ -24,10 +24,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 
@@ -35,7 +36,8 @@ from pixelwise.errors import CheckpointError, ConfigError, PixelwiseError
 from pixelwise.training.checkpoint import CheckpointMeta, load_checkpoint, make_readable
 
 OPSET = 18
-EXPORT_FORMATS = ("onnx",)
+EXPORT_FORMATS = ("onnx", "openvino")
+SUFFIXES = {"onnx": ".onnx", "openvino": ".xml"}
 
 
 def _require(module: str) -> None:
@@ -88,14 +90,67 @@ def in_channels(model: nn.Module) -> int:
     return first.in_channels
 
 
+def export_openvino(model: nn.Module, meta: CheckpointMeta, path: str | Path, overwrite: bool = False) -> Path:
+    """Write ``model`` as OpenVINO IR (``path`` = ``.xml``, weights beside it in ``.bin``) with ``meta`` inside.
+
+    The route is PyTorch -> ONNX (the exporter above, which handles every registered model) -> OpenVINO;
+    the IR keeps dynamic batch, height and width.
+    """
+    try:
+        import openvino as ov
+    except ImportError:
+        raise ConfigError("OpenVINO export needs the 'openvino' package; pip install 'pixelwise[openvino]'") from None
+    path = Path(path)
+    if path.suffix != ".xml":
+        raise ConfigError(f"{path}: an OpenVINO model is a .xml file (its weights go beside it in .bin)")
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{path}: already exists; pass --overwrite to replace it or choose another --out")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=path.parent))
+    try:
+        onnx_path = export_onnx(model, meta, staging / "model.onnx")
+        converted = ov.convert_model(str(onnx_path))
+        converted.set_rt_info(meta.to_json(), ["pixelwise"])
+        ov.save_model(converted, str(staging / "model.xml"), compress_to_fp16=False)
+        # The .bin first: a reader that finds the new .xml also finds its weights.
+        os.replace(staging / "model.bin", path.with_suffix(".bin"))
+        os.replace(staging / "model.xml", path)
+        for written in (path, path.with_suffix(".bin")):
+            make_readable(written)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
 def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None, fmt: str = "onnx",
                       opset: int = OPSET, overwrite: bool = False) -> Path:
-    """Export the model of a ``.safetensors`` checkpoint; ``out`` defaults to it with an ``.onnx`` suffix."""
+    """Export the model of a ``.safetensors`` checkpoint; ``out`` defaults to it with ``.onnx`` / ``.xml``."""
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"unknown export format '{fmt}'; choose one of {', '.join(EXPORT_FORMATS)}")
     model, meta = load_checkpoint(checkpoint)
-    out = Path(out) if out is not None else Path(checkpoint).with_suffix(".onnx")
+    out = Path(out) if out is not None else Path(checkpoint).with_suffix(SUFFIXES[fmt])
+    if fmt == "openvino":
+        return export_openvino(model, meta, out, overwrite)
     return export_onnx(model, meta, out, opset, overwrite)
+
+
+def read_model_meta(path: str | Path) -> CheckpointMeta:
+    """The pixelwise metadata of an exported ``.onnx`` or OpenVINO ``.xml`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: model file not found")
+    if path.suffix.lower() == ".onnx":
+        return read_onnx_meta(path)
+    try:
+        import openvino as ov
+    except ImportError:
+        raise ConfigError("reading OpenVINO models needs 'openvino'; pip install 'pixelwise[openvino]'") from None
+    try:
+        text = ov.Core().read_model(str(path)).get_rt_info(["pixelwise"]).astype(str)
+    except Exception as e:  # a missing .bin, a damaged XML or no pixelwise entry
+        raise CheckpointError(f"{path}: not a pixelwise OpenVINO model ({str(e).strip().splitlines()[0][:120]}); "
+                              "export it again with `pixelwise export --format openvino`") from None
+    return CheckpointMeta.from_json(text)
 
 
 def read_onnx_meta(path: str | Path) -> CheckpointMeta:
@@ -113,17 +168,16 @@ def read_onnx_meta(path: str | Path) -> CheckpointMeta:
     return CheckpointMeta.from_json(props["pixelwise"])
 
 
-def compare_with_onnxruntime(model: nn.Module, path: str | Path, shape: tuple[int, int, int, int],
-                             seed: int = 0) -> float:
-    """Max absolute difference between PyTorch fp32 and onnxruntime logits on random input of ``shape``."""
-    _require("onnxruntime")
-    import onnxruntime as ort
+def compare_with_runtime(model: nn.Module, path: str | Path, shape: tuple[int, int, int, int],
+                         seed: int = 0) -> float:
+    """Max absolute difference between PyTorch fp32 logits and the exported file's (onnxruntime for
+    ``.onnx``, OpenVINO fp32 for ``.xml``) on random input of ``shape``."""
+    from pixelwise.inference.backends import open_backend
 
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        reference = getattr(model, "_orig_mod", model).float().eval()(x).numpy()
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (logits,) = session.run(["logits"], {"image": x.numpy()})
+        reference = getattr(model, "_orig_mod", model).float().eval()(x)
+    logits = open_backend(path, "auto", "cpu", precision="fp32")(x)
     if logits.shape != reference.shape:
         return float("inf")
-    return float(np.abs(logits - reference).max())
+    return float((logits - reference).abs().max())

@@ -20,7 +20,7 @@ Flip and multi-scale test-time augmentation (``tta_flip``, ``tta_scales``) work 
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +30,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, write_png
 from pixelwise.data.transforms import eval_transform, normalize
-from pixelwise.device import autocast, resolve_device, resolve_precision
 from pixelwise.errors import ConfigError, DataError
+from pixelwise.inference.backends import open_backend
 from pixelwise.inference.tiling import check_tiling, predict_tiled, with_tta
-from pixelwise.training.checkpoint import CheckpointMeta, load_checkpoint
+from pixelwise.training.checkpoint import CheckpointMeta
 from pixelwise.training.evaluate import logits_at_size
 
 
@@ -99,25 +99,18 @@ class Predictor:
 
     def __init__(self, model: str | Path | nn.Module, device: str = "auto", precision: str = "auto",
                  input_size: tuple[int, int] | None | str = "train", tile: tuple[int, int] | None = None,
-                 overlap: float = 0.25, tta_flip: bool = False, tta_scales: Sequence[float] = (1.0,)) -> None:
+                 overlap: float = 0.25, tta_flip: bool = False, tta_scales: Sequence[float] = (1.0,),
+                 backend: str = "auto", compile: bool = False, num_images: int | None = None) -> None:
         # Options first: a bad value is reported before a checkpoint is read.
         self.tile = check_tiling(tile, overlap) if tile is not None else None
         self.overlap = overlap
         self._forward = with_tta(self._logits, tta_flip, tta_scales)
-        self.device = resolve_device(device)
-        if isinstance(model, str | Path):
-            model, meta = load_checkpoint(model)
-        else:
-            meta = getattr(model, "meta", None)
-            if not isinstance(meta, CheckpointMeta):
-                raise ConfigError("the model has no .meta (classes, normalisation); load it with pixelwise.load_model")
-        self.meta: CheckpointMeta = meta
-        self.precision = resolve_precision(precision, self.device)
-        self.channels_last = self.precision != "fp32"
-        self.model = model.to(self.device).eval()
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.input_size = meta.input_size if input_size == "train" else input_size
+        # ``model`` may be a checkpoint, a model with .meta, an .onnx or an OpenVINO .xml file; the
+        # backend (PyTorch, onnxruntime, OpenVINO) is chosen as described in inference/backends.py.
+        self.backend = open_backend(model, backend, device, precision, compile, num_images)
+        self.meta: CheckpointMeta = self.backend.meta
+        self.device = getattr(self.backend, "device", torch.device("cpu"))
+        self.input_size = self.meta.input_size if input_size == "train" else input_size
 
     @property
     def classes(self):
@@ -125,10 +118,7 @@ class Predictor:
 
     def _logits(self, images: torch.Tensor) -> torch.Tensor:
         """float32 logits for a normalised batch: one forward pass (TTA wraps this)."""
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with autocast(self.device, self.precision):
-            return self.model(images).float()
+        return self.backend(images)
 
     def _tile_logits(self, tiles: torch.Tensor) -> torch.Tensor:
         """Logits for a uint8 batch of tiles: normalised per batch, so the image is never copied as floats."""
@@ -195,11 +185,13 @@ def output_paths(out_dir: Path, inputs: Sequence[Path]) -> list[dict[str, Path]]
 def predict_to_folder(model: str | Path | nn.Module, inputs: Sequence[str | Path], out_dir: str | Path,
                       batch_size: int = 4, workers: int = 2, overwrite: bool = False, device: str = "auto",
                       precision: str = "auto", progress: bool = True, tile: tuple[int, int] | None = None,
-                      overlap: float = 0.25, tta_flip: bool = False, tta_scales: Sequence[float] = (1.0,)
+                      overlap: float = 0.25, tta_flip: bool = False, tta_scales: Sequence[float] = (1.0,),
+                      backend: str = "auto", compile: bool = False, log: Callable[[str], None] | None = None
                       ) -> list[dict[str, Path]]:
     """Predict every input and write its three PNGs; refuses to overwrite unless asked.
 
-    ``tile``, ``overlap``, ``tta_flip`` and ``tta_scales`` are the :class:`Predictor`'s options.
+    ``tile``, ``overlap``, ``tta_flip``, ``tta_scales``, ``backend`` and ``compile`` are the
+    :class:`Predictor`'s options.
     """
     if tile is not None:
         check_tiling(tile, overlap)  # before anything is read or written
@@ -216,7 +208,9 @@ def predict_to_folder(model: str | Path | nn.Module, inputs: Sequence[str | Path
             raise ConfigError(f"{existing[0]}: already exists ({len(existing)} files would be overwritten); "
                               "choose another --out or pass --overwrite")
     predictor = Predictor(model, device, precision, tile=tile, overlap=overlap, tta_flip=tta_flip,
-                          tta_scales=tta_scales)
+                          tta_scales=tta_scales, backend=backend, compile=compile, num_images=len(files))
+    if log is not None:
+        log(f"backend: {predictor.backend.name} ({getattr(predictor.backend, 'precision', 'fp32')})")
     out_dir.mkdir(parents=True, exist_ok=True)
     palette = predictor.classes.palette
     order = {p: i for i, p in enumerate(files)}
