@@ -11,8 +11,10 @@ fp16 with loss scaling on older GPUs, and fp32 elsewhere.
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
+import torch.distributed as dist
 
 from pixelwise.errors import ConfigError
 
@@ -26,9 +28,18 @@ def cpu_has_fast_bf16() -> bool:
     return any(check() for check in checks if check is not None)
 
 
+def cpu_forced_by_launcher() -> bool:
+    """True under ``accelerate launch --cpu``, which says so in ``ACCELERATE_USE_CPU``.
+
+    Accelerate then puts the model on the CPU whatever we ask; ``auto`` follows it, so the precision
+    is chosen for the CPU too (fp16, picked for an old GPU, does not run there).
+    """
+    return os.environ.get("ACCELERATE_USE_CPU", "").strip().lower() in ("1", "true", "yes", "y", "on")
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda" if torch.cuda.is_available() and not cpu_forced_by_launcher() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: no CUDA GPU is available here; use --device cpu or auto")
     try:
@@ -55,3 +66,21 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device.type, dtype=dtype)
+
+
+def sum_across_processes(tensor: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
+    """``tensor`` summed over every process of the DDP group, returned on the CPU; itself in a single process.
+
+    The collective runs on ``device`` (the accelerator's: a CUDA tensor under NCCL, which moves nothing
+    else; a CPU tensor under gloo). Should the group be NCCL while ``device`` is the CPU, the process's
+    own GPU is used, as NCCL cannot reduce CPU tensors. ``tensor`` itself is never modified.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return tensor
+    where = torch.device(device) if device is not None else torch.device("cpu")
+    backend = str(dist.get_backend())  # "nccl", "gloo", or per device as in "cuda:nccl,cpu:gloo"
+    if where.type != "cuda" and "nccl" in backend and "gloo" not in backend:
+        where = torch.device("cuda", torch.cuda.current_device())
+    summed = tensor.to(where, copy=True)
+    dist.all_reduce(summed)
+    return summed.cpu()

@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.distributed as dist
+
+from pixelwise.device import sum_across_processes
 
 
 class ConfusionMatrix:
@@ -34,12 +35,14 @@ class ConfusionMatrix:
         index = n * target[keep].to(torch.int64) + prediction[keep].to(torch.int64)
         self.mat += torch.bincount(index.cpu(), minlength=n * n).reshape(n, n)
 
-    def all_reduce(self) -> None:
-        """Sum the matrices of all processes (DDP); a no-op in a single process."""
-        if dist.is_available() and dist.is_initialized():
-            mat = self.mat.to("cuda" if dist.get_backend() == "nccl" else "cpu")
-            dist.all_reduce(mat)
-            self.mat = mat.cpu()
+    def all_reduce(self, device: torch.device | str | None = None) -> None:
+        """Sum the matrices of all processes (DDP); a no-op in a single process.
+
+        Call it once, after each process has counted its own, disjoint share of the images: a second
+        call, or shares that overlap, would count pixels twice. ``device`` is where the collective
+        runs (the accelerator's device; see :func:`pixelwise.device.sum_across_processes`).
+        """
+        self.mat = sum_across_processes(self.mat, device)
 
     def compute(self) -> dict:
         mat = self.mat.double()

@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pixelwise.data.transforms import normalize
-from pixelwise.device import autocast
+from pixelwise.device import autocast, sum_across_processes
 from pixelwise.metrics import ConfusionMatrix
 
 
@@ -48,9 +48,14 @@ def evaluate_model(
     names: list[str] | None = None,
     channels_last: bool = False,
     on_batch: Callable[[dict, torch.Tensor], None] | None = None,
+    across_processes: bool = False,
 ) -> tuple[ConfusionMatrix, float | None]:
-    """Confusion matrix over ``batches`` (summed across processes) and the mean loss if ``loss_fn``.
+    """Confusion matrix over ``batches`` and the mean loss per valid pixel if ``loss_fn``.
 
+    ``across_processes``: each DDP process was given its own, disjoint share of the images (the
+    trainer's validation); the matrix and the loss are then summed over all processes, so every
+    process returns the scores of the whole set. Off by default: a process that scores every image
+    itself (``pixelwise evaluate``, even when called inside a DDP job) must not add the others' counts.
     ``on_batch(batch, predictions)`` sees each batch's full-resolution predictions (for previews).
     """
     device = torch.device(device)
@@ -77,12 +82,14 @@ def evaluate_model(
         cm.update(predictions, batch["mask"])
         if on_batch is not None:
             on_batch(batch, predictions)
-    cm.all_reduce()
+    totals = torch.tensor([float(loss_sum), float(loss_pixels)], dtype=torch.float64)
+    if across_processes:
+        # Exactly once per evaluation, and by every process (a collective that one process skipped
+        # would hang the others), also by a process whose share was empty.
+        cm.all_reduce(device)
+        totals = sum_across_processes(totals, device)
     mean_loss = None
     if loss_fn is not None:
-        totals = torch.tensor([float(loss_sum), float(loss_pixels)], dtype=torch.float64)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.all_reduce(totals)
         mean_loss = float(totals[0] / totals[1]) if totals[1] > 0 else None
     return cm, mean_loss
 
