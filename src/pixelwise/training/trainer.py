@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedDataParallelKwargs, broadcast, broadcast_object_list, set_seed
 from torch.utils.data import DataLoader, Sampler, Subset
 from tqdm.auto import tqdm
 
@@ -46,7 +46,7 @@ from pixelwise.data.dataset import SegmentationDataset, collate_padded
 from pixelwise.data.formats import DatasetIndex, open_dataset
 from pixelwise.data.io import read_image
 from pixelwise.data.transforms import eval_transform, normalize, train_transform
-from pixelwise.device import resolve_device, resolve_precision
+from pixelwise.device import resolve_device, resolve_precision, sum_across_processes
 from pixelwise.errors import ConfigError
 from pixelwise.losses import build_loss
 from pixelwise.models import create_model
@@ -92,6 +92,7 @@ class TrainResult:
     epochs_done: int
     stop_reason: str
     history: list[dict[str, Any]] = field(default_factory=list)
+    is_main: bool = True  # False in the other processes of a DDP job: they should print nothing
 
 
 def new_run_dir(out: str | None, resume: bool) -> Path:
@@ -121,14 +122,37 @@ class Trainer:
         self.resume = resume
         if config.data is None:
             raise ConfigError("no --data given; point it at a dataset folder (or run `pixelwise demo`)")
-        self.run_dir = new_run_dir(config.out, resume)
         device = resolve_device(config.device)
         self.precision = resolve_precision(config.precision, device)
         mixed = {"bf16": "bf16", "fp16": "fp16", "fp32": "no"}[self.precision]
-        self.accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=mixed)
+        # Under torchrun / accelerate launch, Accelerate reads the launcher's environment (LOCAL_RANK,
+        # WORLD_SIZE, ...): NCCL on GPUs, gloo when cpu=True. A frozen encoder gets no gradients, and
+        # DDP fails on parameters without one unless told to look for them, which costs a graph walk
+        # per step, so only runs that freeze pay it.
+        handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if config.freeze_encoder_epochs else []
+        self.accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=mixed, kwargs_handlers=handlers)
         self.device = self.accelerator.device
         self.channels_last = config.channels_last if config.channels_last is not None else self.precision != "fp32"
         self.is_main = self.accelerator.is_main_process
+        self.run_dir = self._agreed_run_dir(config.out, resume)
+
+    def _agreed_run_dir(self, out: str | None, resume: bool) -> Path:
+        """The run folder, chosen by rank 0 and told to every process, its refusal included.
+
+        Each process deciding alone would race: a slow one would find the folder rank 0 just filled
+        and refuse it, and a default name holds the time, which two processes can read a second apart.
+        """
+        answer: list[str | None] = [None, None]  # the folder, or the ConfigError message
+        if self.is_main:
+            try:
+                answer[0] = str(new_run_dir(out, resume))
+            except ConfigError as e:
+                answer[1] = str(e)
+        if self.accelerator.num_processes > 1:
+            broadcast_object_list(answer, from_process=0)
+        if answer[1] is not None:
+            raise ConfigError(answer[1])
+        return Path(str(answer[0]))
 
     def log(self, message: str) -> None:
         if self.is_main:
@@ -188,7 +212,8 @@ class Trainer:
         if need > cfg.cache_max_gb * 2**30:
             self.log(f"cache: {need / 2**30:.1f} GB needed > cache_max_gb {cfg.cache_max_gb}; reading files")
             return index.reader
-        with self.accelerator.main_process_first():  # one process builds, the others then find it
+        # One process per machine builds (the cache lives on each machine's disk); the others then find it.
+        with self.accelerator.local_main_process_first():
             return build_cache(samples, index.reader, size, resize_mask, cache_dir() / "datacache",
                                progress=cfg.progress and self.is_main)
 
@@ -234,6 +259,10 @@ class Trainer:
         state = TrainState()
         if self.resume:
             state = load_state(self.run_dir / "last", raw_model, optimizer)
+            if not self.is_main:
+                # The saved running train loss is rank 0's share; summed over processes at the end of the
+                # epoch it must be counted once, not once per process.
+                state.loss_sum, state.loss_count = 0.0, 0
             self.log(f"resuming {self.run_dir} at epoch {state.epoch + 1}, step {state.step}")
         elif self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -248,11 +277,21 @@ class Trainer:
         started = time.monotonic() - state.elapsed
         stop_reason = "epochs done"
         best_path = self.run_dir / "best.safetensors"
+        best_metrics: dict[str, Any] = {}  # of this session; every process has them (they are all-reduced)
 
-        def progress() -> float:
+        def clock() -> float:
+            """Training seconds so far. With a time budget they set the lr and the stop, which must be the
+            same in every process (different lrs would drift the replicas apart; a process that stops
+            alone would leave the others waiting in a collective), so rank 0's clock is used by all."""
+            seconds = time.monotonic() - started
+            if budget and self.accelerator.num_processes > 1:
+                seconds = float(broadcast(torch.tensor([seconds], dtype=torch.float64, device=self.device))[0])
+            return seconds
+
+        def progress(seconds: float) -> float:
             fractions = [state.step / total_steps] if total_steps else []
             if budget:
-                fractions.append((time.monotonic() - started) / budget)
+                fractions.append(seconds / budget)
             return max(fractions)
 
         try:
@@ -268,9 +307,10 @@ class Trainer:
                 bar = tqdm(self._train_loader(train_set, sampler, epoch), desc=label, leave=False,
                            initial=state.step_in_epoch, total=steps_per_epoch,
                            disable=None if cfg.progress and self.is_main else True, dynamic_ncols=True)
-                tick, images_seen, out_of_time = time.monotonic(), 0, False
+                tick, images_seen, out_of_time, rate = time.monotonic(), 0, False, 0.0
+                seconds = clock()
                 for batch in bar:
-                    factor = lr_factor(cfg.schedule, progress(), cfg.warmup)
+                    factor = lr_factor(cfg.schedule, progress(seconds), cfg.warmup)
                     for group in optimizer.param_groups:
                         group["lr"] = cfg.lr * factor * group.get("lr_mult", 1.0)
                     images = normalize(batch["image"].to(self.device, non_blocking=True), meta.mean, meta.std)
@@ -298,7 +338,8 @@ class Trainer:
                     if not math.isfinite(loss_value):
                         raise ConfigError(f"the loss became {loss_value} at step {state.step}; lower --lr "
                                           "or use --precision fp32")
-                    if budget and time.monotonic() - started >= budget:
+                    seconds = clock()
+                    if budget and seconds >= budget:
                         out_of_time = True
                         break
                 bar.close()
@@ -306,32 +347,44 @@ class Trainer:
                 # ---- validation at the end of every epoch (or of the time budget)
                 state.elapsed = time.monotonic() - started
                 previews: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-                # The unwrapped model: under DDP each process scores a different number of batches.
+                self._sync_buffers(raw_model)
+                # The unwrapped model: under DDP each process scores its own share of the images, a different
+                # number of batches, and DDP's forward would wait for the same count everywhere.
                 cm, val_loss = evaluate_model(
                     raw_model, val_loader, classes.num_classes, meta.mean, meta.std, self.device, self.precision,
                     loss_fn, classes.names, self.channels_last,
                     on_batch=lambda b, p, kept=previews: self._collect_previews(b, p, val_loader, kept),
+                    across_processes=True,
                 )
                 metrics = cm.compute()
-                row = {"epoch": epoch + 1, "step": state.step, "lr": cfg.lr * lr_factor(cfg.schedule, progress(),
-                                                                                          cfg.warmup),
-                       "train_loss": state.loss_sum / max(state.loss_count, 1), "val_loss": val_loss,
+                # The epoch's train loss over all processes' shares, not rank 0's alone.
+                loss_totals = sum_across_processes(torch.tensor([state.loss_sum, state.loss_count],
+                                                                dtype=torch.float64), self.device)
+                row = {"epoch": epoch + 1, "step": state.step,
+                       "lr": cfg.lr * lr_factor(cfg.schedule, progress(seconds), cfg.warmup),
+                       "train_loss": float(loss_totals[0] / max(float(loss_totals[1]), 1.0)), "val_loss": val_loss,
                        "val_miou": metrics["miou"], "val_pixel_accuracy": metrics["pixel_accuracy"],
                        "val_mean_accuracy": metrics["mean_accuracy"], "images_per_s": round(rate, 2),
                        "elapsed_s": round(state.elapsed, 1)}
-                state.history.append(row)
+                # Decided from all-reduced metrics, so every process takes the same branch (and the same
+                # early stop below).
                 improved = metrics["miou"] > state.best_miou
+                if improved and self.is_main:
+                    meta.extra = {"epoch": epoch + 1, "val_miou": metrics["miou"]}
+                    save_checkpoint(best_path, raw_model, meta)
+                    write_json(self.run_dir / "best_metrics.json", metrics)
+                    self._save_previews(previews, classes)
+                # Only now does the state record the epoch as done: a Ctrl-C while the files above were
+                # written saves a state that validates this epoch again on --resume, rather than one
+                # whose best_miou belongs to a checkpoint that was never written.
+                state.history.append(row)
                 if improved:
+                    best_metrics = metrics
                     state.best_miou, state.best_epoch, state.stale = metrics["miou"], epoch + 1, 0
                 else:
                     state.stale += 1
                 state.epoch, state.step_in_epoch, state.loss_sum, state.loss_count = epoch + 1, 0, 0.0, 0
                 if self.is_main:
-                    if improved:
-                        meta.extra = {"epoch": epoch + 1, "val_miou": metrics["miou"]}
-                        save_checkpoint(best_path, raw_model, meta)
-                        write_json(self.run_dir / "best_metrics.json", metrics)
-                        self._save_previews(previews, classes)
                     save_state(self.run_dir / "last", raw_model, optimizer, state)
                     self._write_history(state.history)
                 self.log(f"{label}: train loss {row['train_loss']:.4f}, val loss {val_loss:.4f}, "
@@ -351,9 +404,23 @@ class Trainer:
                      f"continue with: pixelwise train --out {self.run_dir} --resume")
             stop_reason = "interrupted"
 
-        best_metrics = json.loads((self.run_dir / "best_metrics.json").read_text()) \
-            if (self.run_dir / "best_metrics.json").is_file() else {}
-        return TrainResult(self.run_dir, best_path, best_metrics, state.epoch, stop_reason, state.history)
+        if not best_metrics and (self.run_dir / "best_metrics.json").is_file():
+            # A resumed run that did not improve: the best is the earlier session's. (Had this session
+            # improved, rank 0 might still be writing the file while another process read it.)
+            best_metrics = json.loads((self.run_dir / "best_metrics.json").read_text())
+        return TrainResult(self.run_dir, best_path, best_metrics, state.epoch, stop_reason, state.history,
+                           is_main=self.is_main)
+
+    def _sync_buffers(self, model: torch.nn.Module) -> None:
+        """Give every process rank 0's buffers (batch-norm statistics) before validation.
+
+        DDP copies them from rank 0 at the start of each training forward, but each process then
+        updates its own from its own batch; after the last step they differ, and the processes would
+        score slightly different models instead of the one rank 0 saves.
+        """
+        if self.accelerator.num_processes > 1:
+            for buffer in model.buffers():
+                torch.distributed.broadcast(buffer.data, src=0)
 
     # ------------------------------------------------------------------------------- outputs
     def _collect_previews(self, batch: dict, predictions: torch.Tensor, loader: DataLoader,
