@@ -86,3 +86,17 @@ def test_cli_bad_model_options(args, message, tiny_data, tmp_path):
                       "--workers", "0", "--no-progress", *args)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert message in result.stderr
+
+
+def test_compile_that_fails_trains_eager_with_one_warning(tiny_data, tmp_path, monkeypatch, capsys):
+    def broken_compile(model):
+        def run(x):
+            raise RuntimeError("inductor needs a C++ compiler")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    config = recipe(tiny_data, tmp_path / "c", epochs=1, compile=True, encoder=None, model_kwargs={"base_filters": 4,
+                                                                                                  "depth": 2})
+    result = train(config)
+    assert result.epochs_done == 1 and result.best_metrics
+    assert "warning: torch.compile failed (inductor needs a C++ compiler); running eager" in capsys.readouterr().err

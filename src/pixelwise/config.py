@@ -91,6 +91,7 @@ class TrainConfig(BaseModel):
     precision: str = "auto"  # auto | bf16 | fp16 | fp32
     device: str = "auto"
     channels_last: bool | None = None  # None: on whenever bf16/fp16 autocast is on
+    compile: bool = False  # torch.compile the training forward (falls back to eager with a warning)
     seed: int = 0
     out: str | None = None
     num_preview: int = Field(4, ge=0)  # validation images in the prediction grid

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -84,3 +85,25 @@ def sum_across_processes(tensor: torch.Tensor, device: torch.device | str | None
     summed = tensor.to(where, copy=True)
     dist.all_reduce(summed)
     return summed.cpu()
+
+
+def compile_or_eager(model: torch.nn.Module):
+    """``torch.compile(model)``, falling back to the eager model with one line on stderr if compiling fails.
+
+    Compilation happens on the first call, so that is where a failure shows (no compiler, an
+    unsupported op); the run goes on in eager mode rather than stopping.
+    """
+    compiled = torch.compile(model)
+    state = {"forward": compiled}
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if state["forward"] is compiled:
+            try:
+                return compiled(x)
+            except Exception as e:  # torch._dynamo raises many kinds; all mean "run eager instead"
+                message = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:160]
+                print(f"warning: torch.compile failed ({message}); running eager", file=sys.stderr)
+                state["forward"] = model
+        return state["forward"](x)
+
+    return forward

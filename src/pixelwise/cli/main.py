@@ -72,6 +72,7 @@ def train(
     freeze_encoder_epochs: Annotated[int | None, typer.Option(
         help="Train only the decoder for the first N epochs.")] = None,
     upsample: Annotated[str | None, typer.Option(help="U-Net upsampling: transpose, bilinear, pixelshuffle.")] = None,
+    compile: Annotated[bool | None, typer.Option("--compile", help="torch.compile the training forward.")] = None,
     model_option: Annotated[list[str] | None, typer.Option(
         help="Model option KEY=VALUE (YAML value), repeatable, e.g. base_filters=32.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Number of epochs.")] = None,
@@ -108,7 +109,8 @@ def train(
 
     flags = dict(data=data, format=format, classes=classes, model=model, encoder=encoder,
                  encoder_weights=encoder_weights, encoder_lr_mult=encoder_lr_mult,
-                 freeze_encoder_epochs=freeze_encoder_epochs, epochs=epochs, time_budget=time_budget, img_size=img_size,
+                 freeze_encoder_epochs=freeze_encoder_epochs, compile=compile, epochs=epochs,
+                 time_budget=time_budget, img_size=img_size,
                  batch_size=batch_size, lr=lr, loss=loss, optimizer=optimizer, schedule=schedule,
                  grad_clip=grad_clip, precision=precision, device=device, workers=workers,
                  seed=seed, patience=patience, out=out, progress=progress)
@@ -123,11 +125,12 @@ def train(
     if options:  # merged into the recipe's model_kwargs rather than replacing them
         recipe = load_config(config, **flags, model_kwargs={**recipe.model_kwargs, **options})
     result = run_training(recipe, resume=resume)
-    if result.best_metrics:
-        typer.echo(format_table(result.best_metrics))
-    typer.echo(f"run: {result.run_dir} ({result.stop_reason}, {result.epochs_done} epochs)")
-    if result.best_metrics:
-        typer.echo(f"best val mIoU: {result.best_metrics['miou']:.4f}  ->  {result.best_checkpoint}")
+    if result.is_main:  # under torchrun / accelerate launch only the first process reports
+        if result.best_metrics:
+            typer.echo(format_table(result.best_metrics))
+        typer.echo(f"run: {result.run_dir} ({result.stop_reason}, {result.epochs_done} epochs)")
+        if result.best_metrics:
+            typer.echo(f"best val mIoU: {result.best_metrics['miou']:.4f}  ->  {result.best_checkpoint}")
     if result.stop_reason == "interrupted":
         raise typer.Exit(EXIT_INTERRUPTED)
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from pathlib import Path
 from typing import Protocol
 
@@ -35,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from pixelwise.device import autocast, cpu_has_fast_bf16, resolve_device, resolve_precision
+from pixelwise.device import autocast, compile_or_eager, cpu_has_fast_bf16, resolve_device, resolve_precision
 from pixelwise.errors import ConfigError
 from pixelwise.training.checkpoint import CheckpointMeta, load_checkpoint
 
@@ -112,28 +111,6 @@ def _import(module: str, extra: str):
     except ImportError:
         raise ConfigError(f"this backend needs '{module}'; pip install 'pixelwise[{extra}]' or use "
                           "--backend torch") from None
-
-
-def compile_or_eager(model: nn.Module):
-    """``torch.compile(model)``, falling back to the eager model with one line on stderr if compiling fails.
-
-    Compilation happens on the first call, so that is where a failure shows (no compiler, an
-    unsupported op); the run goes on in eager mode rather than stopping.
-    """
-    compiled = torch.compile(model)
-    state = {"forward": compiled}
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        if state["forward"] is compiled:
-            try:
-                return compiled(x)
-            except Exception as e:  # torch._dynamo raises many kinds; all mean "run eager instead"
-                message = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:160]
-                print(f"warning: torch.compile failed ({message}); running eager", file=sys.stderr)
-                state["forward"] = model
-        return state["forward"](x)
-
-    return forward
 
 
 def openvino_available() -> bool:

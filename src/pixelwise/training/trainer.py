@@ -46,7 +46,7 @@ from pixelwise.data.dataset import SegmentationDataset, collate_padded
 from pixelwise.data.formats import DatasetIndex, open_dataset
 from pixelwise.data.io import read_image
 from pixelwise.data.transforms import eval_transform, normalize, train_transform
-from pixelwise.device import resolve_device, resolve_precision, sum_across_processes
+from pixelwise.device import compile_or_eager, resolve_device, resolve_precision, sum_across_processes
 from pixelwise.errors import ConfigError
 from pixelwise.losses import build_loss
 from pixelwise.models import create_model
@@ -253,6 +253,8 @@ class Trainer:
         loss_fn = build_loss(cfg.loss, classes.num_classes, self._class_weights(classes.names)).to(self.device)
         model, optimizer = self.accelerator.prepare(model, optimizer)
         raw_model = self.accelerator.unwrap_model(model)
+        # Only the training forward is compiled; evaluation runs the eager model (one compile, not two).
+        forward = compile_or_eager(model) if cfg.compile else model
         meta = CheckpointMeta.for_model(raw_model, classes, input_size=cfg.img_size)
         n_params = sum(p.numel() for p in raw_model.parameters())
 
@@ -318,7 +320,7 @@ class Trainer:
                         images = images.contiguous(memory_format=torch.channels_last)
                     target = batch["mask"].to(self.device, non_blocking=True)
                     with self.accelerator.autocast():
-                        logits = model(images)
+                        logits = forward(images)
                     loss = loss_fn(logits, target)
                     self.accelerator.backward(loss)
                     if cfg.grad_clip:
