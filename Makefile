@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+bench: install
+	# segmentation-models-pytorch is the baselines' library: a benchmark-only extra, not a test dependency.
+	$(BIN)/pip install -q -c constraints.txt -e ".[bench]"
+	$(BIN)/python benchmarks/run_all.py --out docs/benchmarks.md
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

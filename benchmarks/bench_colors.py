@@ -72,35 +72,47 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def measure(size: int = 256, repeats: int = 5) -> dict:
+    """Times (seconds) of the reference and of ``colors_to_ids`` on one mask; ``identical`` checks the answers."""
+    palette = make_palette()
+    mask = make_mask(size, palette)
+    # The reference has no tolerance: compare with one large enough that no pixel is ignored.
+    ours, unknown = colors_to_ids(mask, palette, tolerance=float("inf"))
+    expected = reference(mask, palette)
+    result = {"size": size, "repeats": repeats, "palette": len(palette),
+              "distinct": len(np.unique(mask.reshape(-1, 3), axis=0)),
+              "identical": not unknown and bool(np.array_equal(ours, expected)),
+              "differing": int(np.count_nonzero(ours != expected)), "unknown": int(unknown)}
+    if not result["identical"]:
+        return result
+    result["reference_s"] = median_time(lambda: reference(mask, palette), repeats)
+    colors_to_ids(mask, palette, tolerance=30.0)  # first call builds the cached lookup, as a dataset's first mask does
+    result["ours_s"] = median_time(lambda: colors_to_ids(mask, palette, tolerance=30.0), max(repeats, 20))
+    result["ours_inf_s"] = median_time(lambda: colors_to_ids(mask, palette, tolerance=float("inf")),
+                                       max(repeats, 20))
+    start = time.perf_counter()
+    _cell_lookup.cache_clear()
+    colors_to_ids(mask, palette, tolerance=30.0)
+    result["cold_s"] = time.perf_counter() - start
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
 
-    palette = make_palette()
-    mask = make_mask(args.size, palette)
-    # The reference has no tolerance: compare with one large enough that no pixel is ignored.
-    ours, unknown = colors_to_ids(mask, palette, tolerance=float("inf"))
-    expected = reference(mask, palette)
-    n_colors = len(np.unique(mask.reshape(-1, 3), axis=0))
-    print(f"mask {args.size}x{args.size}, {len(palette)} palette colours, {n_colors} distinct colours after JPEG")
-    if unknown or not np.array_equal(ours, expected):
-        print(f"MISMATCH: {np.count_nonzero(ours != expected)} pixels differ, {unknown} ignored")
+    r = measure(args.size, args.repeats)
+    print(f"mask {r['size']}x{r['size']}, {r['palette']} palette colours, {r['distinct']} distinct colours after JPEG")
+    if not r["identical"]:
+        print(f"MISMATCH: {r['differing']} pixels differ, {r['unknown']} ignored")
         return 1
-
-    t_ref = median_time(lambda: reference(mask, palette), args.repeats)
-    colors_to_ids(mask, palette, tolerance=30.0)  # first call builds the cached lookup, as a dataset's first mask does
-    t_ours = median_time(lambda: colors_to_ids(mask, palette, tolerance=30.0), max(args.repeats, 20))
-    t_ours_inf = median_time(lambda: colors_to_ids(mask, palette, tolerance=float("inf")), max(args.repeats, 20))
-    start = time.perf_counter()
-    _cell_lookup.cache_clear()
-    colors_to_ids(mask, palette, tolerance=30.0)
-    t_cold = time.perf_counter() - start
+    t_ref, t_ours, t_ours_inf = r["reference_s"], r["ours_s"], r["ours_inf_s"]
     print(f"reference (tutorial loop): {t_ref * 1e3:9.2f} ms  (median of {args.repeats})")
     print(f"colors_to_ids, tol 30:     {t_ours * 1e3:9.2f} ms  -> {t_ref / t_ours:.0f}x faster")
     print(f"colors_to_ids, tol inf:    {t_ours_inf * 1e3:9.2f} ms  -> {t_ref / t_ours_inf:.0f}x faster")
-    print(f"colors_to_ids, first call (builds the lookup): {t_cold * 1e3:.2f} ms")
+    print(f"colors_to_ids, first call (builds the lookup): {r['cold_s'] * 1e3:.2f} ms")
     print("outputs identical")
     return 0
 

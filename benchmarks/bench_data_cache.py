@@ -32,31 +32,42 @@ def epoch_seconds(dataset: SegmentationDataset, workers: int, batch_size: int) -
     return time.perf_counter() - start
 
 
-def main() -> int:
+def measure(data: str, img_size: str = "192x256", workers: int = 2, batch_size: int = 8, repeats: int = 3,
+            limit: int | None = None) -> dict:
+    """Seconds per epoch over the train split read from files and from the cache (medians), and the build time.
+
+    ``limit``: only the first that-many training images (a quick smoke run).
+    """
+    size = parse_size(img_size)
+    index = open_dataset(data)
+    samples = index.split("train")[:limit]
+    transform = train_transform(size, AugmentOptions())
+    uncached = SegmentationDataset(samples, index.classes, transform)
+    with tempfile.TemporaryDirectory() as root:
+        start = time.perf_counter()
+        cache = build_cache(samples, index.reader, size, True, root, workers=workers, progress=False)
+        build = time.perf_counter() - start
+        cached = SegmentationDataset(samples, index.classes, transform, reader=cache)
+        plain_times = [epoch_seconds(uncached, workers, batch_size) for _ in range(repeats)]
+        cached_times = [epoch_seconds(cached, workers, batch_size) for _ in range(repeats)]
+    return {"images": len(samples), "size": size, "workers": workers, "batch_size": batch_size, "repeats": repeats,
+            "files_s": statistics.median(plain_times), "cached_s": statistics.median(cached_times), "build_s": build}
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/camvid")
     parser.add_argument("--img-size", default="192x256")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not Path(args.data).is_dir():
         print(f"skipped: {args.data} not found (pass --data DIR)")
         return 0
-    size = parse_size(args.img_size)
-    index = open_dataset(args.data)
-    samples = index.split("train")
-    transform = train_transform(size, AugmentOptions())
-    uncached = SegmentationDataset(samples, index.classes, transform)
-    with tempfile.TemporaryDirectory() as root:
-        start = time.perf_counter()
-        cache = build_cache(samples, index.reader, size, True, root, workers=args.workers, progress=False)
-        build = time.perf_counter() - start
-        cached = SegmentationDataset(samples, index.classes, transform, reader=cache)
-        plain_times = [epoch_seconds(uncached, args.workers, args.batch_size) for _ in range(args.repeats)]
-        cached_times = [epoch_seconds(cached, args.workers, args.batch_size) for _ in range(args.repeats)]
-    plain, fast = statistics.median(plain_times), statistics.median(cached_times)
-    print(f"{len(samples)} images at {size[1]}x{size[0]}, {args.workers} workers, median of {args.repeats}")
+    r = measure(args.data, args.img_size, args.workers, args.batch_size, args.repeats)
+    plain, fast, size, build = r["files_s"], r["cached_s"], r["size"], r["build_s"]
+    print(f"{r['images']} images at {size[1]}x{size[0]}, {args.workers} workers, median of {args.repeats}")
     print(f"  files every epoch : {plain:6.2f} s/epoch")
     print(f"  decode-once cache : {fast:6.2f} s/epoch  ({plain / fast:.1f}x faster; built once in {build:.2f} s)")
     return 0

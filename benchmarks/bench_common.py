@@ -1,0 +1,128 @@
+"""Shared pieces of the benchmarks: timing, rows of the results table, machine facts.
+
+Every ``bench_*.py`` module measures one or more rows of ``docs/benchmarks.md``. A row is a plain
+dict (so it crosses a process boundary as JSON)::
+
+    {"row": "...", "baseline": "...", "pixelwise": "...", "ratio": 3.1, "target": 7.0, "note": "..."}
+
+``ratio`` is pixelwise's speed over the baseline's (higher is better); ``target`` is the issue's goal,
+``None`` where it sets none. A row that could not run carries ``"skipped": "<why>"``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+DEFAULT_DATA = "../shared/data/camvid"
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall seconds of ``repeats`` calls of ``fn`` (call it once before to warm up)."""
+    times = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def row(name: str, baseline: str, pixelwise: str, ratio: float | None, target: float | None = None,
+        note: str = "", **extra: object) -> dict:
+    return {"row": name, "baseline": baseline, "pixelwise": pixelwise, "ratio": ratio, "target": target,
+            "note": note, **extra}
+
+
+def skipped(name: str, why: str, target: float | None = None) -> dict:
+    return {"row": name, "baseline": "-", "pixelwise": "-", "ratio": None, "target": target, "note": "",
+            "skipped": why}
+
+
+def has_data(data: str | Path) -> bool:
+    root = Path(data)
+    return all((root / d).is_dir() for d in ("train", "trainannot", "val", "valannot"))
+
+
+def write_json(path: str | Path | None, result: dict) -> None:
+    """Write a module's result where the runner asked for it (``--json PATH``)."""
+    if path:
+        Path(path).write_text(json.dumps(result, indent=1))
+
+
+def print_rows(rows: list[dict]) -> None:
+    for r in rows:
+        if r.get("skipped"):
+            print(f"  {r['row']}: skipped: {r['skipped']}")
+            continue
+        ratio = f"{r['ratio']:.2f}x" if r.get("ratio") is not None else "-"
+        target = f" (target {r['target']:g}x)" if r.get("target") else ""
+        print(f"  {r['row']}: baseline {r['baseline']} | pixelwise {r['pixelwise']} | {ratio}{target}")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def ram_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
+def openvino_bf16() -> bool | None:
+    """Whether OpenVINO's CPU plugin reports native bf16 (None: OpenVINO not installed)."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def machine_info() -> dict:
+    """The facts the results depend on: CPU, cores, bf16, RAM, versions, threads."""
+    import torch
+
+    from pixelwise import __version__
+    from pixelwise.device import cpu_has_fast_bf16
+
+    def version(module: str) -> str:
+        try:
+            return __import__(module).__version__
+        except ImportError:
+            return "not installed"
+
+    flags = cpu_flags()
+    return {
+        "cpu": cpu_model(), "cores": os.cpu_count(), "ram_gib": ram_gib(),
+        "avx512": "avx512f" in flags, "amx": "amx_tile" in flags, "avx512_bf16": "avx512_bf16" in flags,
+        "torch_fast_bf16": cpu_has_fast_bf16(), "openvino_bf16": openvino_bf16(),
+        "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": version("onnxruntime"),
+        "openvino": version("openvino"), "smp": version("segmentation_models_pytorch"), "pixelwise": __version__,
+        "torch_threads": torch.get_num_threads(), "gpu": torch.cuda.is_available(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
