@@ -91,18 +91,20 @@ class OpenVinoBackend:
     name = "openvino"
 
     def __init__(self, path: Path, meta: CheckpointMeta, precision: str = "auto") -> None:
-        ov = _import("openvino", "openvino")
+        _import("openvino", "openvino")
         self.meta = meta
         if precision == "fp16":
             raise ConfigError("--precision fp16 needs a CUDA GPU; OpenVINO on a CPU runs bf16 or fp32")
         bf16 = precision == "bf16" or (precision == "auto" and cpu_has_fast_bf16())
         config = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "LATENCY"}
         self.precision = "bf16" if bf16 else "fp32"
-        self.compiled = ov.Core().compile_model(str(path), "CPU", config)
+        self.compiled = openvino_core().compile_model(str(path), "CPU", config)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        logits = self.compiled(np.ascontiguousarray(images.float().cpu().numpy()))[0]
-        return torch.from_numpy(np.asarray(logits, dtype=np.float32))
+        # Copies both ways: by default OpenVINO keeps pointing at the input array inside its infer request
+        # after the call, and that array is freed once we return (this crashed the process later on).
+        logits = self.compiled(images.float().cpu().numpy(), share_inputs=False, share_outputs=False)[0]
+        return torch.from_numpy(np.array(logits, dtype=np.float32, copy=True))
 
 
 def _import(module: str, extra: str):
@@ -111,6 +113,23 @@ def _import(module: str, extra: str):
     except ImportError:
         raise ConfigError(f"this backend needs '{module}'; pip install 'pixelwise[{extra}]' or use "
                           "--backend torch") from None
+
+
+_OPENVINO_CORE = None
+
+
+def openvino_core():
+    """One OpenVINO ``Core`` for the whole process, never destroyed.
+
+    A compiled model must not outlive the Core that loaded its plugin: with a throwaway ``Core()`` the
+    process crashed later, at a random point (SIGSEGV), once the plugin's code had been unloaded.
+    """
+    global _OPENVINO_CORE
+    if _OPENVINO_CORE is None:
+        import openvino as ov
+
+        _OPENVINO_CORE = ov.Core()
+    return _OPENVINO_CORE
 
 
 def openvino_available() -> bool:

@@ -142,11 +142,13 @@ def read_model_meta(path: str | Path) -> CheckpointMeta:
     if path.suffix.lower() == ".onnx":
         return read_onnx_meta(path)
     try:
-        import openvino as ov
+        import openvino  # noqa: F401
     except ImportError:
         raise ConfigError("reading OpenVINO models needs 'openvino'; pip install 'pixelwise[openvino]'") from None
     try:
-        text = ov.Core().read_model(str(path)).get_rt_info(["pixelwise"]).astype(str)
+        from pixelwise.inference.backends import openvino_core
+
+        text = openvino_core().read_model(str(path)).get_rt_info(["pixelwise"]).astype(str)
     except Exception as e:  # a missing .bin, a damaged XML or no pixelwise entry
         raise CheckpointError(f"{path}: not a pixelwise OpenVINO model ({str(e).strip().splitlines()[0][:120]}); "
                               "export it again with `pixelwise export --format openvino`") from None
