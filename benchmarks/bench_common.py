@@ -103,6 +103,31 @@ def openvino_bf16() -> bool | None:
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
+def load_average() -> float | None:
+    """The 1-minute load average: other jobs on the machine slow every figure (ratios less, being side by side)."""
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cpu_seconds() -> tuple[float, float] | None:
+    """(busy CPU seconds of the whole machine, of this process and its waited-for descendants) so far.
+
+    The difference over a run is what other jobs took; /proc/stat counts in clock ticks (USER_HZ).
+    """
+    import resource
+
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+    own = sum(getattr(resource.getrusage(who), k) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for k in ("ru_utime", "ru_stime"))
+    return busy, own
+
+
 def machine_info() -> dict:
     """The facts the results depend on: CPU, cores, bf16, RAM, versions, threads."""
     import torch
@@ -124,5 +149,5 @@ def machine_info() -> dict:
         "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": version("onnxruntime"),
         "openvino": version("openvino"), "smp": version("segmentation_models_pytorch"), "pixelwise": __version__,
         "torch_threads": torch.get_num_threads(), "gpu": torch.cuda.is_available(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_start": load_average(),
     }

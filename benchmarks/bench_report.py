@@ -22,7 +22,7 @@ def machine_table(info: dict) -> list[str]:
     isa = [name for name, key in (("AVX-512", "avx512"), ("AMX", "amx"), ("AVX-512-BF16", "avx512_bf16")) if info[key]]
     ov = {None: "OpenVINO not installed", True: "OpenVINO reports BF16", False: "OpenVINO reports no BF16"}
     ram = f"{info['ram_gib']:.0f} GiB" if info["ram_gib"] else "unknown"
-    return [
+    lines = [
         "| | |", "|---|---|",
         f"| CPU | {info['cpu']} |",
         f"| cores | {info['cores']} (PyTorch threads: {info['torch_threads']}) |",
@@ -32,7 +32,18 @@ def machine_table(info: dict) -> list[str]:
         f"| versions | Python {info['python']}, torch {info['torch']}, onnxruntime {info['onnxruntime']}, "
         f"openvino {info['openvino']}, segmentation-models-pytorch {info['smp']}, pixelwise {info['pixelwise']} |",
         f"| date | {info['date']} |",
+        f"| load average (1 min) | {load(info.get('load_start'))} at the start, {load(info.get('load_end'))} at the "
+        "end "
+        "(the benchmark itself adds up to about 2; more means other jobs shared the CPU) |",
     ]
+    if info.get("others_cpu_share") is not None:
+        lines.append(f"| other jobs' CPU use during the run | {info['others_cpu_share']:.0%} of the machine's CPU time "
+                     "(busy time in /proc/stat minus the benchmark's own) |")
+    return lines
+
+
+def load(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "unknown"
 
 
 def markdown(info: dict, rows: list[dict], notes: list[str], total_s: float, command: str, quick: bool) -> str:

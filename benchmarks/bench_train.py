@@ -14,8 +14,8 @@ same first ``--images`` CamVid training images:
 
 Throughput is measured the way pixelwise's trainer reports it (``images_per_s`` in metrics.csv): images
 of an epoch over the seconds from the start of its DataLoader iteration to its last optimizer step, so it
-excludes the cache build and validation and includes the workers' start. Epoch 1 is a warm-up; the
-figure is the median of the next ``--repeats`` epochs.
+excludes the cache build and validation and includes the workers' start. The two sides alternate in
+``--repeats`` rounds of 2 epochs each (the first a warm-up); the figure is the median over rounds.
 """
 
 from __future__ import annotations
@@ -66,10 +66,7 @@ class PlainCamVid(Dataset):
 
 def plain_training(images: list[Path], masks: Path, epochs: int) -> tuple[list[float], int]:
     """Images/s of each epoch of the plain loop, and the model's parameter count."""
-    import segmentation_models_pytorch as smp
-
-    torch.manual_seed(0)
-    model = smp.Unet("resnet34", encoder_weights=None, classes=CLASSES)
+    model = smp_model()
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=VOID)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     loader = DataLoader(PlainCamVid(images, masks), batch_size=BATCH, shuffle=True, num_workers=WORKERS,
@@ -118,6 +115,22 @@ def pixelwise_training(data: Path, out: Path, epochs: int, **options) -> tuple[l
                    "seconds": time.perf_counter() - start}
 
 
+def smp_model() -> torch.nn.Module:
+    import segmentation_models_pytorch as smp
+
+    torch.manual_seed(0)
+    return smp.Unet("resnet34", encoder_weights=None, classes=CLASSES)
+
+
+def forward_gflops(model: torch.nn.Module) -> float:
+    """Forward GFLOPs per 256x256 image (PyTorch's FLOP counter): how much arithmetic each side's model does."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.eval()(torch.zeros(1, 3, CROP, CROP))
+    return counter.get_total_flops() / 1e9
+
+
 def compile_option() -> bool:
     return "compile" in TrainConfig.model_fields
 
@@ -126,25 +139,33 @@ def measure(data: str, n_images: int, repeats: int, with_compile: bool = True) -
     if not has_data(data):
         return {"rows": [skipped(ROW_NAME, "no data", 4.0)], "facts": {}, "notes": []}
     data_path = Path(data)
-    epochs = 1 + repeats
     tmp = Path(tempfile.mkdtemp(prefix="pw-bench-train-"))
     os.environ["PIXELWISE_CACHE"] = str(tmp / "cache")  # the decode-once cache, built fresh for this run
+    plain: list[float] = []
+    ours: list[float] = []
     try:
         images = sorted((data_path / "train").glob("*.png"))[:n_images]
-        plain, smp_params = plain_training(images, data_path / "trainannot", epochs)
         subset = subset_folder(data_path, tmp / "camvid", n_images, 4)
-        ours, info = pixelwise_training(subset, tmp / "run", epochs)
+        # Rounds: each side trains 2 epochs from the same seed (the first a warm-up) in turn, so that a
+        # busy moment on the machine lands on both sides rather than on whichever ran then.
+        for r in range(repeats):
+            print(f"  round {r + 1}/{repeats}", flush=True)
+            rates, smp_params = plain_training(images, data_path / "trainannot", 2)
+            plain.append(rates[1])
+            rates, info = pixelwise_training(subset, tmp / f"run{r}", 2)
+            ours.append(rates[1])
         compiled = None
         if with_compile and compile_option():
-            # Compiling costs minutes here: one measured epoch after the compiling one.
             compiled, _ = pixelwise_training(subset, tmp / "run-compile", 2, compile=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     torch.manual_seed(0)
-    pw_params = sum(p.numel() for p in create_model("unet", num_classes=CLASSES, encoder="resnet34").parameters())
-    base, pw = statistics.median(plain[1:]), statistics.median(ours[1:])
-    facts = {"images": len(images), "epochs": epochs, "repeats": repeats, "plain_rates": plain, "pixelwise_rates": ours,
-             "smp_params": smp_params, "pixelwise_params": pw_params, "precision": info["precision"],
+    pw_model = create_model("unet", num_classes=CLASSES, encoder="resnet34")
+    pw_params = sum(p.numel() for p in pw_model.parameters())
+    gflops = {"smp": forward_gflops(smp_model()), "pixelwise": forward_gflops(pw_model)}
+    base, pw = statistics.median(plain), statistics.median(ours)
+    facts = {"images": len(images), "repeats": repeats, "plain_rates": plain, "pixelwise_rates": ours,
+             "smp_params": smp_params, "pixelwise_params": pw_params, "gflops": gflops, "precision": info["precision"],
              "compile_option": compile_option(), "compiled_rates": compiled, "threads": torch.get_num_threads()}
     rows = [row(ROW_NAME, f"{base:.2f} img/s (smp, PIL every epoch, fp32)",
                 f"{pw:.2f} img/s (cache, precision {info['precision']})", pw / base, 4.0)]
@@ -158,25 +179,29 @@ def measure(data: str, n_images: int, repeats: int, with_compile: bool = True) -
 def notes(f: dict) -> list[str]:
     text = [
         f"Row 2: {f['images']} CamVid training images ({f['images'] // BATCH} step(s) of batch 8 per epoch), "
-        f"{f['epochs']} epochs per side; epoch 1 is a warm-up, the figure is the median of the other {f['repeats']}. "
+        f"{f['repeats']} rounds of plain then pixelwise, each training 2 epochs from the same initial weights; the "
+        "first epoch of each is a warm-up and the figure is the median over rounds of the second. "
         "Throughput is pixelwise's own measure (`images_per_s` in metrics.csv): images over the time from the start of "
         "the epoch's DataLoader iteration to its last step, the same clock for the plain loop, so neither includes "
         "the cache build or validation. The baseline is smp.Unet('resnet34') "
         f"({f['smp_params'] / 1e6:.2f}M parameters); pixelwise trains its own `unet` with `encoder='resnet34'` (timm "
-        f"ResNet-34 features, the same U-Net decoder design, {f['pixelwise_params'] / 1e6:.2f}M parameters). "
+        f"ResNet-34 features, the same U-Net decoder design, {f['pixelwise_params'] / 1e6:.2f}M parameters); forward "
+        f"arithmetic per 256x256 image: smp {f['gflops']['smp']:.1f}, pixelwise {f['gflops']['pixelwise']:.1f} GFLOPs. "
         "Both: cross-entropy, AdamW, 2 workers. pixelwise adds its default augmentation (scale, flip, colour jitter, "
         "noise) and gradient clipping, which cost it time, not the baseline.",
         f"pixelwise's precision `auto` resolved to **{f['precision']}** here. On a CPU with AMX or AVX-512-BF16 it "
         "is bf16 autocast with channels_last, which is where the 4x target comes from; without them both sides do "
         "the same fp32 convolutions, and pixelwise gains only what the decode-once cache takes off the data "
-        f"workers, which on {os.cpu_count()} cores compete with the model for the same cores. Per-epoch rates: "
+        f"workers, which on {os.cpu_count()} cores compete with the model for the same cores. Measured epochs, per "
+        "round: "
         f"plain {', '.join(f'{r:.2f}' for r in f['plain_rates'])}; "
         f"pixelwise {', '.join(f'{r:.2f}' for r in f['pixelwise_rates'])} img/s.",
     ]
     if not f["compile_option"]:
         text.append("TrainConfig has no `compile` option in this version, so there is no torch.compile row.")
     elif f["compiled_rates"]:
-        text.append("Row 2b: the same with `compile=True`, 2 epochs (epoch 1 compiles; the figure is epoch 2): "
+        text.append("Row 2b: pixelwise with `compile=True`, one run of 2 epochs after the rounds (epoch 1 compiles; "
+                    "the figure is epoch 2), against the rounds' median baseline: "
                     f"{', '.join(f'{r:.2f}' for r in f['compiled_rates'])} img/s per epoch.")
     return text
 
@@ -185,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--images", type=int, default=24)
-    parser.add_argument("--repeats", type=int, default=3, help="measured epochs after the warm-up epoch")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds (2 epochs per side each)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile row")
     parser.add_argument("--quick", action="store_true", help="8 images, 1 measured epoch, no compile: a smoke run")
     parser.add_argument("--json", help="also write the result here (for run_all.py)")

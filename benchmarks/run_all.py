@@ -31,7 +31,16 @@ sys.path.insert(0, str(HERE))
 
 import bench_colors  # noqa: E402
 import bench_data_cache  # noqa: E402
-from bench_common import DEFAULT_DATA, has_data, machine_info, print_rows, row, skipped  # noqa: E402
+from bench_common import (  # noqa: E402
+    DEFAULT_DATA,
+    cpu_seconds,
+    has_data,
+    load_average,
+    machine_info,
+    print_rows,
+    row,
+    skipped,
+)
 from bench_report import chart, markdown  # noqa: E402
 
 ROWS = ("predict", "train", "colors", "cache", "tiled")
@@ -92,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info()
     print(f"{info['cpu']}, {info['cores']} cores, torch threads {info['torch_threads']}, "
           f"native bf16: {'yes' if info['torch_fast_bf16'] else 'no'}", flush=True)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu_seconds()
     steps = {
         "predict": lambda: run_module("bench_predict.py", [*common, "--repeats", str(repeats)],
                                       "1 predict 352x480"),
@@ -105,16 +114,33 @@ def main(argv: list[str] | None = None) -> int:
     }
     rows: list[dict] = []
     notes: list[str] = []
+    others: dict[str, float] = {}
     for name in args.only:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), cpu_seconds()
         print(f"== {name}", flush=True)
         result = steps[name]()
+        cpu1 = cpu_seconds()
+        if cpu0 and cpu1:  # CPU time other jobs took during this row, as a share of the machine's
+            others[name] = max((cpu1[0] - cpu0[0]) - (cpu1[1] - cpu0[1]), 0.0) / (
+                (time.perf_counter() - t0) * (info["cores"] or 1))
         if name in ("colors", "cache"):  # the other rows ran in processes that printed their own
             print_rows(result["rows"])
-        print(f"== {name}: {time.perf_counter() - t0:.0f} s (total {time.perf_counter() - start:.0f} s)", flush=True)
+        print(f"== {name}: {time.perf_counter() - t0:.0f} s (total {time.perf_counter() - start:.0f} s); other jobs "
+              f"took {others.get(name, 0):.0%} of the CPU meanwhile", flush=True)
         rows += result["rows"]
         notes += result["notes"]
     total = time.perf_counter() - start
+    info["load_end"] = load_average()
+    cpu_end = cpu_seconds()
+    if cpu_start and cpu_end:
+        other_s = (cpu_end[0] - cpu_start[0]) - (cpu_end[1] - cpu_start[1])
+        info["others_cpu_share"] = max(other_s, 0.0) / (total * (info["cores"] or 1))
+    if others:
+        notes.append("Other jobs' share of the machine's CPU time while each row ran (busy time in /proc/stat minus "
+                     "the benchmark's own): " + ", ".join(f"{k} {v:.0%}" for k, v in others.items())
+                     + ". On 2 cores any other job slows the multi-threaded kernels far more than its share (threads "
+                     "wait for each other at every parallel region); side-by-side ratios suffer less than the "
+                     "absolute figures.")
     command = "python benchmarks/run_all.py" + (" --quick" if args.quick else "")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
