@@ -40,11 +40,9 @@ def parameter_groups(model: nn.Module, weight_decay: float, encoder_lr_mult: flo
     Every group carries ``lr_mult``; the trainer sets each group's lr to ``base lr * schedule * lr_mult``.
     Without an encoder (or ``encoder_lr_mult == 1`` on a model without one) everything is "decoder".
     """
-    encoder_ids: set[int] = set()
-    if encoder_lr_mult != 1.0:
-        encoder_ids = {id(p) for p in encoder_of(model).parameters()}
-    elif isinstance(getattr(model, "encoder", None), nn.Module):
-        encoder_ids = {id(p) for p in model.encoder.parameters()}
+    # A multiplier other than 1 needs an encoder: encoder_of raises the clear error when there is none.
+    has_encoder = isinstance(getattr(model, "encoder", None), nn.Module)
+    encoder_ids = {id(p) for p in encoder_of(model).parameters()} if has_encoder or encoder_lr_mult != 1.0 else set()
     groups = []
     for part, mult in (("encoder", encoder_lr_mult), ("decoder", 1.0)):
         params = [p for p in model.parameters() if (id(p) in encoder_ids) == (part == "encoder")]
