@@ -183,9 +183,9 @@ def open_backend(source: str | Path | nn.Module, backend: str = "auto", device: 
 
     model, meta = load_checkpoint(path)
     if backend == "auto":
-        cached = torch_device.type == "cpu" and openvino_available() and converted_ir_path(path).is_file()
-        big = num_images is not None and num_images >= AUTO_OPENVINO_MIN_IMAGES
-        use_openvino = torch_device.type == "cpu" and openvino_available() and (cached or big) and not compile
+        # OpenVINO pays for its one-off conversion only on a long job, or when a conversion is cached.
+        worth_it = converted_ir_path(path).is_file() or (num_images or 0) >= AUTO_OPENVINO_MIN_IMAGES
+        use_openvino = torch_device.type == "cpu" and openvino_available() and worth_it and not compile
         backend = "openvino" if use_openvino else "torch"
     if backend == "torch":
         return TorchBackend(model, meta, torch_device, resolve_precision(precision, torch_device), compile)
