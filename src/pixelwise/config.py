@@ -56,7 +56,7 @@ class TrainConfig(BaseModel):
     val_split: str = "val"
     img_size: tuple[int, int] | None = (256, 256)  # (height, width) images are resized to
     augment: AugmentOptions = Field(default_factory=AugmentOptions)
-    workers: int = Field(2, ge=0)
+    workers: int | None = Field(None, ge=0)  # None or "auto": resolve_workers picks (0 on 2 cores)
     cache: bool = True  # decode + resize every sample once into a memory-mapped file (see data/cache.py)
     cache_max_gb: float = Field(8.0, gt=0)  # a larger dataset is read from its files every epoch
 
@@ -112,6 +112,11 @@ class TrainConfig(BaseModel):
             parse_duration(str(v))
             return str(v)
         return None
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, v: Any) -> Any:
+        return None if v == "auto" else v  # "auto" (as in a recipe) = the default: resolve_workers picks
 
     @model_validator(mode="after")
     def _default_epochs(self) -> TrainConfig:

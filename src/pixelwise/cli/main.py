@@ -88,7 +88,8 @@ def train(
         help="CE class weights: auto (median frequency), inverse, or a comma list.")] = None,
     precision: Annotated[str | None, typer.Option(help="auto, bf16, fp16 or fp32.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Data-loading processes.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Data-loading processes (default: 0 on a 2-core CPU, else 2).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     patience: Annotated[int | None, typer.Option(help="Early stopping after N epochs without a better mIoU.")] = None,
     out: Annotated[str | None, typer.Option(help="Run folder (default: runs/<time>).")] = None,
@@ -146,7 +147,8 @@ def evaluate(
                          typer.Option("--json", help="Metrics JSON (default: beside the checkpoint).")] = None,
     confusion: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG (default: beside the JSON).")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 4,
-    workers: Annotated[int, typer.Option(help="Data-loading processes.")] = 2,
+    workers: Annotated[int | None, typer.Option(
+        help="Data-loading processes (default: 0 on a 2-core CPU, else 2).")] = None,
     precision: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
@@ -174,7 +176,8 @@ def predict(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
     out: Annotated[Path, typer.Option(help="Output folder.")],
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 4,
-    workers: Annotated[int, typer.Option(help="Decoding processes.")] = 2,
+    workers: Annotated[int | None, typer.Option(
+        help="Decoding processes (default: 0 on a 2-core CPU, else 2).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
     precision: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",

@@ -78,7 +78,9 @@ def evaluate_model(
                 if valid:
                     loss_sum += float(loss_fn(item[None], target[None])) * valid
                     loss_pixels += valid
-            predictions[k, :mh, :mw] = item.argmax(0).cpu()
+            # max(0).indices, not argmax(0): on a CPU, argmax across channels (stride H*W) takes ~9x longer
+            # (40 ms for 11 x 360x480), as long as a small model's forward. Same ids (first maximum wins).
+            predictions[k, :mh, :mw] = item.max(0).indices.cpu()
         cm.update(predictions, batch["mask"])
         if on_batch is not None:
             on_batch(batch, predictions)
@@ -95,8 +97,8 @@ def evaluate_model(
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "val", format: str = "auto",
-                        classes: str | None = None, batch_size: int = 4, workers: int = 2, device: str = "auto",
-                        precision: str = "auto", json_path: str | Path | None = None,
+                        classes: str | None = None, batch_size: int = 4, workers: int | None = None,
+                        device: str = "auto", precision: str = "auto", json_path: str | Path | None = None,
                         confusion_png: str | Path | None = None) -> dict:
     """Score a checkpoint on a split: metrics dict (see :meth:`ConfusionMatrix.compute`).
 
@@ -111,7 +113,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "
     from pixelwise.data.dataset import SegmentationDataset, collate_padded
     from pixelwise.data.formats import open_dataset
     from pixelwise.data.transforms import eval_transform
-    from pixelwise.device import resolve_device, resolve_precision
+    from pixelwise.device import resolve_device, resolve_precision, resolve_workers
     from pixelwise.errors import DataError
     from pixelwise.training.checkpoint import load_checkpoint
 
@@ -130,7 +132,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     dataset = SegmentationDataset(samples, spec, eval_transform(meta.input_size), augment=False, reader=index.reader)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_padded)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=resolve_workers(workers, dev),
+                        collate_fn=collate_padded)
     cm, _ = evaluate_model(model, loader, spec.num_classes, meta.mean, meta.std, dev, prec, names=spec.names,
                            channels_last=channels_last)
     metrics = cm.compute()

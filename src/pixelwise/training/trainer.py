@@ -46,7 +46,13 @@ from pixelwise.data.dataset import SegmentationDataset, collate_padded
 from pixelwise.data.formats import DatasetIndex, open_dataset
 from pixelwise.data.io import read_image
 from pixelwise.data.transforms import eval_transform, normalize, train_transform
-from pixelwise.device import compile_or_eager, resolve_device, resolve_precision, sum_across_processes
+from pixelwise.device import (
+    compile_or_eager,
+    resolve_device,
+    resolve_precision,
+    resolve_workers,
+    sum_across_processes,
+)
 from pixelwise.errors import ConfigError
 from pixelwise.losses import build_loss
 from pixelwise.models import create_model
@@ -200,7 +206,7 @@ class Trainer:
         # DistributedSampler adds, so the all-reduced confusion matrix counts every image once.
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         val_loader = DataLoader(Subset(val_set, range(rank, len(val_set), world)), batch_size=cfg.batch_size,
-                                num_workers=cfg.workers, collate_fn=collate_padded)
+                                num_workers=resolve_workers(cfg.workers, self.device), collate_fn=collate_padded)
         return train_set, sampler, val_loader
 
     def _cached(self, samples: list, index: DatasetIndex, size: tuple[int, int], resize_mask: bool):
@@ -221,7 +227,8 @@ class Trainer:
         # A fresh loader per epoch, with its own seeded generator: worker seeds then never draw on
         # the global RNG, whose state (for dropout) a resumed run restores exactly.
         return DataLoader(train_set, batch_size=self.config.batch_size, sampler=sampler,
-                          num_workers=self.config.workers, drop_last=len(sampler) >= self.config.batch_size,
+                          num_workers=resolve_workers(self.config.workers, self.device),
+                          drop_last=len(sampler) >= self.config.batch_size,
                           generator=torch.Generator().manual_seed(self.config.seed + epoch),
                           persistent_workers=False, pin_memory=self.device.type == "cuda")
 
