@@ -70,6 +70,14 @@ def test_time_budget_and_early_stopping(tiny_data, tmp_path):
     assert patient.stop_reason.startswith("early stop") and patient.epochs_done < 20
 
 
+def test_one_process_trains_in_two_precisions(tiny_data, tmp_path):
+    # Accelerate keeps one state per process; a second run asking for another precision (a notebook
+    # training fp32, then bf16) must not stop with "AcceleratorState has already been initialized".
+    for k, precision in enumerate(("fp32", "bf16", "fp32")):
+        result = train(recipe(tiny_data, tmp_path / f"run{k}", epochs=1, precision=precision))
+        assert result.epochs_done == 1
+
+
 def test_an_earlier_run_is_never_overwritten(tiny_data, tmp_path):
     run = tmp_path / "run"
     run.mkdir()

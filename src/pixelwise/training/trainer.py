@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
+from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedDataParallelKwargs, broadcast, broadcast_object_list, set_seed
 from torch.utils.data import DataLoader, Sampler, Subset
 from tqdm.auto import tqdm
@@ -122,6 +123,23 @@ def new_run_dir(out: str | None, resume: bool) -> Path:
     return run_dir
 
 
+def make_accelerator(cpu: bool, mixed_precision: str, handlers: list) -> Accelerator:
+    """An ``Accelerator``, also when this process already made one with another precision or device.
+
+    Accelerate keeps one state per process and refuses a second ``Accelerator`` that asks for another
+    mixed precision: a notebook or a test suite that trains twice (fp32, then ``auto`` = bf16) would
+    stop with "AcceleratorState has already been initialized". Outside a launcher there is no process
+    group to keep, so the state is started afresh; under one, the launcher's state stands.
+    """
+    try:
+        return Accelerator(cpu=cpu, mixed_precision=mixed_precision, kwargs_handlers=handlers)
+    except ValueError as err:
+        if "already been initialized" not in str(err) or PartialState().num_processes > 1:
+            raise
+        AcceleratorState._reset_state(reset_partial_state=True)
+        return Accelerator(cpu=cpu, mixed_precision=mixed_precision, kwargs_handlers=handlers)
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, resume: bool = False) -> None:
         self.config = config
@@ -136,7 +154,7 @@ class Trainer:
         # DDP fails on parameters without one unless told to look for them, which costs a graph walk
         # per step, so only runs that freeze pay it.
         handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if config.freeze_encoder_epochs else []
-        self.accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=mixed, kwargs_handlers=handlers)
+        self.accelerator = make_accelerator(device.type == "cpu", mixed, handlers)
         self.device = self.accelerator.device
         self.channels_last = config.channels_last if config.channels_last is not None else self.precision != "fp32"
         self.is_main = self.accelerator.is_main_process
