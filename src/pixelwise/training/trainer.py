@@ -261,10 +261,13 @@ class Trainer:
         if cfg.freeze_encoder_epochs:
             encoder_of(model)  # fail now, not after the first epoch, when the model has no encoder
         groups = parameter_groups(model, cfg.weight_decay, cfg.encoder_lr_mult)
+        # fused=True: one kernel over all parameters instead of a loop of small ops per tensor. For a
+        # 24M-parameter U-Net on 2 CPU cores an AdamW step went from 65 to 19 ms (SGD 36 -> 17 ms),
+        # 5-8% of a bf16 training step. Fused kernels exist on CPUs since torch 2.4 and on GPUs.
         if cfg.optimizer == "adamw":
-            optimizer: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+            optimizer: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
         else:
-            optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+            optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, fused=True)
         return model, optimizer
 
     # ------------------------------------------------------------------------------------ fit
