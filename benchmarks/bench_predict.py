@@ -8,7 +8,7 @@ The network is smp.Unet('resnet34') with fixed random weights (seed 0; no downlo
   fp32 eager forward at batch 1 under ``torch.no_grad()``, argmax;
 * pixelwise: the same module with pixelwise metadata, exported to OpenVINO IR and run by
   ``Predictor(path).predict_files(files)`` with every default (auto backend and precision, batch 4,
-  2 decoding workers, labels at the image's own 360x480 size);
+  decoding workers as ``resolve_workers`` picks, labels at the image's own 360x480 size);
 * bare OpenVINO: ``compile_model`` of the same IR (bf16 where the CPU has it, else f32), timing only the
   model calls on tensors decoded beforehand;
 * each backend (torch, onnxruntime, openvino) for the smp network and for pixelwise's classic U-Net,
@@ -30,12 +30,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_common import DEFAULT_DATA, has_data, print_rows, row, skipped, write_json
+from bench_common import DEFAULT_DATA, has_data, median_time, print_rows, row, skipped, write_json
 from PIL import Image
 
 from pixelwise.data.classes import get_preset
 from pixelwise.data.io import read_image
 from pixelwise.data.transforms import eval_transform, normalize
+from pixelwise.device import resolve_precision, resolve_workers
 from pixelwise.inference.export import compare_with_runtime, export_onnx, export_openvino
 from pixelwise.inference.predictor import Predictor
 from pixelwise.models import create_model
@@ -71,7 +72,7 @@ def plain_input(path: Path) -> torch.Tensor:
 def plain_loop(model: torch.nn.Module, files: list[Path]) -> None:
     with torch.no_grad():
         for path in files:
-            model(plain_input(path)).argmax(1)
+            model(plain_input(path)).argmax(1)  # as a plain loop would write it
 
 
 def decode_only(files: list[Path]) -> None:
@@ -80,7 +81,7 @@ def decode_only(files: list[Path]) -> None:
 
 
 def pixelwise_loop(predictor: Predictor, files: list[Path]) -> None:
-    for _ in predictor.predict_files(files):  # defaults: batch 4, 2 background decoding workers
+    for _ in predictor.predict_files(files):  # defaults: batch 4, decoding workers per resolve_workers
         pass
 
 
@@ -139,6 +140,7 @@ def _measure(files: list[Path], classes, tmp: Path, repeats: int) -> dict:
 
     default = Predictor(smp_xml)  # what `auto` runs: the IR on OpenVINO, precision auto
     facts["default_backend"] = f"{default.backend.name} {getattr(default.backend, 'precision', 'fp32')}"
+    facts["torch_precision"] = resolve_precision("auto", torch.device("cpu"))  # what backend=torch runs
     compiled, hint = bare_openvino(smp_xml)
     inputs = pixelwise_inputs(files)
     # Each configuration: a function of (files, pre-decoded inputs) that predicts them all.
@@ -172,6 +174,10 @@ def _measure(files: list[Path], classes, tmp: Path, repeats: int) -> dict:
               + " img/s", flush=True)
     ips = {name: len(files) / float(np.median(t)) for name, t in times.items()}
     facts["images_per_s"] = ips
+    facts["default_workers"] = resolve_workers(None, torch.device("cpu"))
+    logits = torch.randn(1, 11, *SIZE)  # the plain loop's argmax(1) vs pixelwise's max(1).indices
+    facts["argmax_ms"] = 1e3 * median_time(lambda: logits.argmax(1), 5)
+    facts["max_indices_ms"] = 1e3 * median_time(lambda: logits.max(1).indices, 5)
     facts["spread"] = {name: (len(files) / max(t), len(files) / min(t)) for name, t in times.items()}
     facts["bare_openvino_hint"] = hint
 
@@ -185,8 +191,9 @@ def _measure(files: list[Path], classes, tmp: Path, repeats: int) -> dict:
         row(ROW_NAMES[1], f"{fmt('smp bare openvino')} (bare OpenVINO {hint}, model calls only)",
             f"{fmt('smp pixelwise default')} (end to end)",
             ips["smp pixelwise default"] / ips["smp bare openvino"], 1.0),
-        row("1c predict smp U-Net: pixelwise backend=torch (fp32) vs plain loop", fmt("smp plain loop"),
-            fmt("smp pixelwise torch"), ips["smp pixelwise torch"] / ips["smp plain loop"]),
+        row("1c predict smp U-Net: pixelwise backend=torch vs plain loop", fmt("smp plain loop"),
+            f"{fmt('smp pixelwise torch')} (torch {facts['torch_precision']})",
+            ips["smp pixelwise torch"] / ips["smp plain loop"]),
         row("1d predict smp U-Net: pixelwise backend=onnxruntime vs plain loop", fmt("smp plain loop"),
             fmt("smp pixelwise onnxruntime"), ips["smp pixelwise onnxruntime"] / ips["smp plain loop"]),
     ]
@@ -209,7 +216,9 @@ def notes(f: dict) -> list[str]:
         f"encoder_weights=None, classes=11), {f['smp_params'] / 1e6:.1f}M parameters, seeded random weights; "
         f"pixelwise's classic U-Net: base 16, depth 5, {f['classic_params'] / 1e6:.1f}M parameters.",
         "*pixelwise defaults* = `Predictor(model).predict_files(files)` with nothing else set: backend `auto`, "
-        "precision `auto`, batch 4, 2 background decoding workers, labels resized back to 360x480. `auto` runs an "
+        f"precision `auto`, batch 4, {f['default_workers']} background decoding workers (`resolve_workers`: none "
+        "on a CPU of 2 cores or fewer, where they would preempt the model's threads, else 2), labels resized back "
+        "to 360x480. `auto` runs an "
         "exported OpenVINO IR on OpenVINO; for a pixelwise checkpoint on a CPU it makes (and caches) that same IR "
         "once the job has 16 or more images. The smp module is not a pixelwise architecture, so it is exported "
         f"with `export_openvino(model, meta, path)` and the IR is passed. Here that is **{f['default_backend']}** "
@@ -217,12 +226,12 @@ def notes(f: dict) -> list[str]:
         f"Profile of the plain loop: decoding + resizing + normalising {f['decode_ms']:.0f} ms/image, the eager fp32 "
         f"forward about {f['eager_model_ms']:.0f} ms/image; bare OpenVINO {f['bare_openvino_hint']} takes "
         f"{f['bare_ov_ms']:.0f} ms/image, pixelwise's OpenVINO backend alone (batch 4, pre-decoded) "
-        f"{f['backend_ms']:.0f} ms/image and pixelwise end to end {f['pixelwise_ms']:.0f} ms/image. "
+        f"{f['backend_ms']:.0f} ms/image and pixelwise end to end {f['pixelwise_ms']:.0f} ms/image. The plain "
+        f"loop's `argmax(1)` over the 11 class maps alone takes {f['argmax_ms']:.0f} ms/image on this CPU (a "
+        f"strided reduction); pixelwise's `max(1).indices` gives the same ids in {f['max_indices_ms']:.0f} ms. "
         "With decoding entirely hidden, pixelwise can at best match its runtime's model calls (the faster of "
         "the two above): "
-        f"{best:.1f}x the plain loop here. The 7x target was set for CPUs with bf16 matrix units (AMX or "
-        "AVX-512-BF16), where precision `auto` runs bf16; this CPU has neither, so `auto` stays fp32 (bf16 "
-        "without them is emulated, slower than fp32) and the model's fp32 arithmetic bounds the ratio.",
+        f"{best:.1f}x the plain loop here. " + precision_note(f),
         one_b(f),
         *slower_than_plain(f),
         "Spread over the repeats (img/s, slowest-fastest): " + "; ".join(
@@ -231,19 +240,32 @@ def notes(f: dict) -> list[str]:
     ]
 
 
+def precision_note(f: dict) -> str:
+    """Why the default ran the precision it did (the 7x target assumes bf16 matrix units)."""
+    if "bf16" in f["default_backend"]:
+        return ("This CPU has bf16 matrix units (AMX or AVX-512-BF16), so precision `auto` runs bf16: the case "
+                "the 7x target was set for.")
+    return ("The 7x target was set for CPUs with bf16 matrix units (AMX or AVX-512-BF16), where precision `auto` "
+            "runs bf16; this CPU has neither, so `auto` stays fp32 (bf16 without them is emulated, slower than "
+            "fp32) and the model's fp32 arithmetic bounds the ratio.")
+
+
 def one_b(f: dict) -> str:
     """What 1b's gap is made of: the work around the model, or the model calls themselves."""
-    text = (f"1b compares pixelwise's whole path (decode in 2 worker processes, resize, normalise, model, resize "
-            f"logits, argmax: {f['pixelwise_ms']:.0f} ms/image) with bare OpenVINO's model calls alone "
+    where = f"in {f['default_workers']} worker processes" if f["default_workers"] else "between batches"
+    text = (f"1b compares pixelwise's whole path (decode {where}, resize, normalise, model, resize "
+            f"logits, class ids: {f['pixelwise_ms']:.0f} ms/image) with bare OpenVINO's model calls alone "
             f"({f['bare_ov_ms']:.0f} ms/image). ")
     if f["pixelwise_ms"] <= f["backend_ms"] * 1.1:
         return text + (f"pixelwise's own model calls (its OpenVINO backend, batch 4, pre-decoded) took "
                        f"{f['backend_ms']:.0f} ms/image, about its end-to-end time, so decoding and the rest are "
                        "hidden behind the model; the gap is in the model calls (batch 4 and the backend's copies in "
                        "and out vs batch-1 calls on shared arrays).")
+    why = (f"on {f['cores']} cores the decoding workers take CPU from the model rather than using idle cores."
+           if f["default_workers"] else "decoding, resizing and the class ids run between the model calls, on the "
+           "same cores (measured here, that beats workers preempting the model's threads).")
     return text + (f"Its model calls alone took {f['backend_ms']:.0f} ms/image, so the work around them adds "
-                   f"{f['pixelwise_ms'] - f['backend_ms']:.0f} ms/image: on {f['cores']} cores the decoding workers "
-                   "take CPU from the model rather than using idle cores.")
+                   f"{f['pixelwise_ms'] - f['backend_ms']:.0f} ms/image: {why}")
 
 
 def slower_than_plain(f: dict) -> list[str]:
@@ -257,9 +279,8 @@ def slower_than_plain(f: dict) -> list[str]:
     if not slower:
         return []
     return [f"Slower than the plain loop on the same network: {', '.join(slower)}. Likely why: batch 4 instead of 1, "
-            f"and 2 decoding worker processes running on the same {f['cores']} cores as the model's "
-            f"{f['torch_threads']} threads (the plain loop decodes between forwards, never alongside them); every "
-            "`predict_files` call also starts its workers anew."]
+            f"and {f['default_workers']} decoding worker processes on the same {f['cores']} cores as the model's "
+            f"{f['torch_threads']} threads (the plain loop decodes between forwards, never alongside them)."]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,14 +3,15 @@
     python benchmarks/bench_train.py [--data ../shared/data/camvid] [--images 24] [--repeats 3] [--quick]
 
 Both train the same design, a U-Net decoder over a ResNet-34 encoder with random initial weights, with
-cross-entropy (void ignored), AdamW (lr 1e-3, weight decay 1e-4), batch 8, 2 DataLoader workers, on the
+cross-entropy (void ignored), AdamW (lr 1e-3, weight decay 1e-4), batch 8, on the
 same first ``--images`` CamVid training images:
 
 * baseline: smp.Unet('resnet34') in fp32, fed by a plain torch Dataset that decodes the PNGs with PIL
-  every time and takes a random 256x256 crop;
+  every time and takes a random 256x256 crop, in 2 DataLoader workers;
 * pixelwise: ``pixelwise.train(TrainConfig(model="unet", encoder="resnet34", img_size=256, ...))`` with its
   defaults otherwise (decode-once cache, precision auto, channels_last when bf16, its augmentation, grad
-  clipping), on a folder holding those images (symlinks) and 4 validation images.
+  clipping, data workers as ``resolve_workers`` picks: none on a 2-core CPU), on a folder holding those
+  images (symlinks) and 4 validation images.
 
 Throughput is measured the way pixelwise's trainer reports it (``images_per_s`` in metrics.csv): images
 of an epoch over the seconds from the start of its DataLoader iteration to its last optimizer step, so it
@@ -36,6 +37,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from pixelwise.config import TrainConfig
+from pixelwise.device import resolve_workers
 from pixelwise.models import create_model
 from pixelwise.training.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 
@@ -102,7 +104,7 @@ def pixelwise_training(data: Path, out: Path, epochs: int, **options) -> tuple[l
     import pixelwise
 
     config = TrainConfig(data=str(data), format="camvid", img_size=(CROP, CROP), model="unet", encoder="resnet34",
-                         batch_size=BATCH, workers=WORKERS, epochs=epochs, out=str(out), progress=False,
+                         batch_size=BATCH, epochs=epochs, out=str(out), progress=False,
                          num_preview=0, **options)
     start = time.perf_counter()
     result = pixelwise.train(config)
@@ -187,13 +189,17 @@ def notes(f: dict) -> list[str]:
         f"({f['smp_params'] / 1e6:.2f}M parameters); pixelwise trains its own `unet` with `encoder='resnet34'` (timm "
         f"ResNet-34 features, the same U-Net decoder design, {f['pixelwise_params'] / 1e6:.2f}M parameters); forward "
         f"arithmetic per 256x256 image: smp {f['gflops']['smp']:.1f}, pixelwise {f['gflops']['pixelwise']:.1f} GFLOPs. "
-        "Both: cross-entropy, AdamW, 2 workers. pixelwise adds its default augmentation (scale, flip, colour jitter, "
+        f"Both: cross-entropy, AdamW; the baseline loads data in {WORKERS} DataLoader workers, pixelwise in "
+        f"{resolve_workers(None, torch.device('cpu'))} (its default here: `resolve_workers`). pixelwise adds its "
+        "default augmentation (scale, flip, colour jitter, "
         "noise) and gradient clipping, which cost it time, not the baseline.",
-        f"pixelwise's precision `auto` resolved to **{f['precision']}** here. On a CPU with AMX or AVX-512-BF16 it "
-        "is bf16 autocast with channels_last, which is where the 4x target comes from; without them both sides do "
-        "the same fp32 convolutions, and pixelwise gains only what the decode-once cache takes off the data "
-        f"workers, which on {os.cpu_count()} cores compete with the model for the same cores. Measured epochs, per "
-        "round: "
+        f"pixelwise's precision `auto` resolved to **{f['precision']}** here" + (
+            " (the CPU has AMX or AVX-512-BF16): bf16 autocast with channels_last, against the baseline's fp32. "
+            if f["precision"] == "bf16" else
+            ". On a CPU with AMX or AVX-512-BF16 it is bf16 autocast with channels_last, which is where the 4x "
+            "target comes from; without them both sides do the same fp32 convolutions, and pixelwise gains only "
+            "what the decode-once cache takes off the data workers, which on "
+            f"{os.cpu_count()} cores compete with the model for the same cores. ") + "Measured epochs, per round: "
         f"plain {', '.join(f'{r:.2f}' for r in f['plain_rates'])}; "
         f"pixelwise {', '.join(f'{r:.2f}' for r in f['pixelwise_rates'])} img/s.",
     ]

@@ -9,9 +9,12 @@ Rows, each pixelwise against a baseline measured side by side in the same run:
 2. train images/s at 256x256, batch 8 (bench_train.py): pixelwise.train vs a plain smp + PyTorch loop;
 3. colour mask -> class ids (bench_colors.py): ``colors_to_ids`` vs the tutorial function;
 4. data seconds per CamVid epoch (bench_data_cache.py): decode-once cache vs decoding files;
-5. tiled prediction of a 4000x4000 image (bench_tiled.py): seconds and peak memory.
+5. tiled prediction of a 4000x4000 image (bench_tiled.py): seconds and peak memory;
 
-Rows 1, 2 and 5 run in processes of their own (clean peak-memory figures, no state shared between
+then bench_peak.py measures the CPU's fp32/bf16 arithmetic peaks and profiles a training step, and the
+report sets rows 1 and 2 against those peaks ("What bounds ..." in the notes).
+
+Rows 1, 2, 5 and the peaks run in processes of their own (clean peak-memory figures, no state shared between
 runtimes). Rows needing CamVid say "skipped: no data" when ``--data`` is absent. ``--quick`` is a smoke
 run of a few minutes with tiny counts; its numbers mean nothing.
 """
@@ -41,9 +44,10 @@ from bench_common import (  # noqa: E402
     row,
     skipped,
 )
+from bench_peak import bound_notes  # noqa: E402
 from bench_report import chart, markdown  # noqa: E402
 
-ROWS = ("predict", "train", "colors", "cache", "tiled")
+ROWS = ("predict", "train", "colors", "cache", "tiled", "peak")
 
 
 def run_module(script: str, args: list[str], name: str) -> dict:
@@ -111,10 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         # ~1 minute a run here: two runs, not --repeats
         "tiled": lambda: run_module("bench_tiled.py", [*common, "--repeats", str(min(repeats, 2))],
                                     "5 tiled predict 4000x4000"),
+        "peak": lambda: run_module("bench_peak.py", common, "peaks"),
     }
     rows: list[dict] = []
     notes: list[str] = []
     others: dict[str, float] = {}
+    facts: dict[str, dict] = {}
     for name in args.only:
         t0, cpu0 = time.perf_counter(), cpu_seconds()
         print(f"== {name}", flush=True)
@@ -129,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
               f"took {others.get(name, 0):.0%} of the CPU meanwhile", flush=True)
         rows += result["rows"]
         notes += result["notes"]
+        facts[name] = result.get("facts", {})
+    notes += bound_notes(facts.get("peak", {}), facts.get("predict", {}), facts.get("train", {}))
     total = time.perf_counter() - start
     info["load_end"] = load_average()
     cpu_end = cpu_seconds()
