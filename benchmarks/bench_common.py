@@ -133,7 +133,7 @@ def machine_info() -> dict:
     import torch
 
     from pixelwise import __version__
-    from pixelwise.device import cpu_has_fast_bf16
+    from pixelwise.core.device import cpu_has_fast_bf16
 
     def version(module: str) -> str:
         try:

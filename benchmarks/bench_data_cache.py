@@ -18,11 +18,11 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader
 
-from pixelwise.config import parse_size
 from pixelwise.data.cache import build_cache
 from pixelwise.data.dataset import SegmentationDataset
 from pixelwise.data.formats import open_dataset
 from pixelwise.data.transforms import AugmentOptions, train_transform
+from pixelwise.training.config import parse_size
 
 
 def epoch_seconds(dataset: SegmentationDataset, workers: int, batch_size: int) -> float:

@@ -31,7 +31,7 @@ import torch
 from bench_common import median_time, write_json
 from torch.utils.flop_counter import FlopCounterMode
 
-from pixelwise.device import autocast, cpu_has_fast_bf16, resolve_precision
+from pixelwise.core.device import autocast, cpu_has_fast_bf16, resolve_precision
 from pixelwise.models import create_model
 
 PREDICT_SIZE, TRAIN_SIZE, BATCH, CLASSES = (352, 480), (256, 256), 8, 11

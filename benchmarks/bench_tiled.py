@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from bench_common import print_rows, row, write_json
 
-from pixelwise.data.classes import get_preset
+from pixelwise.data.presets import get_preset
 from pixelwise.data.transforms import normalize
 from pixelwise.inference.predictor import Predictor
 from pixelwise.inference.tiling import tile_starts
 from pixelwise.models import create_model
-from pixelwise.training.checkpoint import CheckpointMeta
+from pixelwise.models.checkpoint import CheckpointMeta
 
 TILE, OVERLAP = (512, 512), 0.25
 

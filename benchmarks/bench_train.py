@@ -36,10 +36,10 @@ from bench_common import DEFAULT_DATA, has_data, print_rows, row, skipped, write
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from pixelwise.config import TrainConfig
-from pixelwise.device import resolve_workers
+from pixelwise.core.device import resolve_workers
 from pixelwise.models import create_model
-from pixelwise.training.checkpoint import IMAGENET_MEAN, IMAGENET_STD
+from pixelwise.models.checkpoint import IMAGENET_MEAN, IMAGENET_STD
+from pixelwise.training.config import TrainConfig
 
 CROP, BATCH, WORKERS, CLASSES, VOID = 256, 8, 2, 11, 11
 ROW_NAME = "2 train 256x256 batch 8: pixelwise defaults vs plain smp fp32 loop"
@@ -111,7 +111,7 @@ def pixelwise_training(data: Path, out: Path, epochs: int, **options) -> tuple[l
     rates = [float(r["images_per_s"]) for r in result.history]
     for k, rate in enumerate(rates):
         print(f"    pixelwise epoch {k + 1}/{epochs}: {rate:.2f} img/s", flush=True)
-    from pixelwise.device import resolve_device, resolve_precision
+    from pixelwise.core.device import resolve_device, resolve_precision
 
     return rates, {"precision": resolve_precision(config.precision, resolve_device(config.device)),
                    "seconds": time.perf_counter() - start}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.errors import ConfigError
+from pixelwise.core.errors import ConfigError
 from pixelwise.inference.predictor import Predictor, expand_inputs
 
 RUNS = (("torch", "bf16"), ("openvino", "bf16"), ("onnxruntime", "fp32"))

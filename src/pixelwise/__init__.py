@@ -15,15 +15,14 @@ True
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from pixelwise.config import TrainConfig, load_config  # noqa: E402
-from pixelwise.errors import PixelwiseError  # noqa: E402
-from pixelwise.inference.predictor import Predictor, predict_to_folder  # noqa: E402
-from pixelwise.models import create_model, list_models  # noqa: E402
-from pixelwise.training.checkpoint import load_checkpoint, load_model  # noqa: E402
-from pixelwise.training.evaluate import evaluate_checkpoint as evaluate  # noqa: E402
-from pixelwise.training.trainer import train  # noqa: E402
+from pixelwise.core.errors import PixelwiseError
+from pixelwise.core.version import __version__
+from pixelwise.inference.predictor import Predictor, predict_to_folder
+from pixelwise.models import create_model, list_models
+from pixelwise.models.checkpoint import load_checkpoint, load_model
+from pixelwise.training.config import TrainConfig, load_config
+from pixelwise.training.evaluate import evaluate_checkpoint as evaluate
+from pixelwise.training.trainer import train
 
 __all__ = [
     "PixelwiseError",

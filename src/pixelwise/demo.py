@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pixelwise.config import TrainConfig
+from pixelwise.core.metrics import format_table
 from pixelwise.data.cache import cache_dir
 from pixelwise.data.synthetic import write_dataset
 from pixelwise.inference.predictor import predict_to_folder
-from pixelwise.metrics import format_table
+from pixelwise.training.config import TrainConfig
 from pixelwise.training.evaluate import evaluate_checkpoint
 from pixelwise.training.trainer import TrainResult, new_run_dir, train
 

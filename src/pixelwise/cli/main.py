@@ -15,7 +15,8 @@ import typer
 import yaml
 from typer.exceptions import TyperException
 
-from pixelwise.errors import ConfigError, PixelwiseError, one_line
+from pixelwise.core.errors import ConfigError, PixelwiseError, one_line
+from pixelwise.core.plugins import load_plugins
 
 app = typer.Typer(
     name="pixelwise",
@@ -104,8 +105,8 @@ def train(
       pixelwise train --config configs/camvid.yaml --time-budget 30m
       pixelwise train --out runs/camvid --resume
     """
-    from pixelwise.config import load_config
-    from pixelwise.metrics import format_table
+    from pixelwise.core.metrics import format_table
+    from pixelwise.training.config import load_config
     from pixelwise.training.trainer import train as run_training
 
     flags = dict(data=data, format=format, classes=classes, model=model, encoder=encoder,
@@ -158,7 +159,7 @@ def evaluate(
     Example:
       pixelwise evaluate runs/camvid/best.safetensors --data data/camvid --split val --json val.json
     """
-    from pixelwise.metrics import format_table
+    from pixelwise.core.metrics import format_table
     from pixelwise.training.evaluate import evaluate_checkpoint
 
     json_path = json_path or checkpoint.with_name(f"eval_{split}.json")
@@ -199,8 +200,8 @@ def predict(
       pixelwise predict runs/camvid/best.safetensors data/camvid/val --out preds
       pixelwise predict runs/sat/best.safetensors big.tif --out preds --tile 512x512 --overlap 0.25 --tta-flip
     """
-    from pixelwise.config import parse_size
     from pixelwise.inference.predictor import predict_to_folder
+    from pixelwise.training.config import parse_size
 
     tile_size = None
     if tile is not None:
@@ -245,7 +246,7 @@ def export(
       pixelwise export runs/camvid/best.safetensors --format openvino
     """
     from pixelwise.inference.export import compare_with_runtime, export_checkpoint
-    from pixelwise.training.checkpoint import load_model
+    from pixelwise.models.checkpoint import load_model
 
     path = export_checkpoint(checkpoint, out, format, opset, overwrite)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
@@ -294,9 +295,9 @@ def models_show(
     Example:
       pixelwise models show unet --encoder resnet34 --size 352x480 --num-classes 12
     """
-    from pixelwise.config import parse_size
     from pixelwise.models import create_model
     from pixelwise.models.summary import summarize_model
+    from pixelwise.training.config import parse_size
 
     try:
         height, width = parse_size(size)
@@ -403,6 +404,7 @@ def datasets_download(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn every expected failure into one line and an exit code."""
     try:
+        load_plugins()
         # Outside standalone mode, click returns the code of a typer.Exit raised by a command.
         code = app(args=argv, prog_name="pixelwise", standalone_mode=False)
         if isinstance(code, int):

@@ -2,10 +2,10 @@
 
 Every mask is decoded (masks are small, single-channel PNGs) and checked against its image's size,
 read from the image header only; unknown mask values and unreadable files raise a
-:class:`~pixelwise.errors.DataError` naming the file. The statistics come for free: pixels per class,
+:class:`~pixelwise.core.errors.DataError` naming the file. The statistics come for free: pixels per class,
 image sizes, and the class frequencies that median-frequency balancing needs.
 
->>> from pixelwise.data.classes import get_preset
+>>> from pixelwise.data.presets import get_preset
 >>> scan_samples([], get_preset("binary")).tolist()
 [0, 0, 0]
 """
@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pixelwise.core.errors import DataError
 from pixelwise.data.classes import ClassSpec
 from pixelwise.data.sample import Sample, SampleReader, check_same_size
-from pixelwise.errors import DataError
 
 
 @dataclass

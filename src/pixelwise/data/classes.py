@@ -8,6 +8,7 @@ A dataset's classes come from a ``classes.yaml`` beside the data or from a built
     ignore_index: 11              # optional: a mask value that loss and metrics skip
     values: [0, 255]              # optional: the mask value of each class when it is not its index
 
+>>> from pixelwise.data.presets import get_preset
 >>> spec = get_preset("camvid")
 >>> spec.num_classes, spec.names[3], spec.ignore_index
 (11, 'road', 11)
@@ -21,11 +22,10 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pixelwise.errors import ConfigError, DataError
-from pixelwise.yamlfile import read_yaml
-
-# Masks are stored as uint8 inside the pipeline; 255 marks "ignore" there, so at most 255 classes.
-MAX_CLASSES = 255
+from pixelwise.core.constants import MAX_CLASSES
+from pixelwise.core.errors import DataError
+from pixelwise.core.registry import Registry
+from pixelwise.core.yamlfile import read_yaml
 
 
 class ClassInfo(BaseModel):
@@ -133,53 +133,11 @@ def load_classes(path: str | Path) -> ClassSpec:
         raise DataError(f"{path}: {where}: {err['msg']} (see the classes.yaml schema in the README)") from None
 
 
-_CAMVID = [
-    ("sky", (128, 128, 128)),
-    ("building", (128, 0, 0)),
-    ("pole", (192, 192, 128)),
-    ("road", (128, 64, 128)),
-    ("pavement", (60, 40, 222)),
-    ("tree", (128, 128, 0)),
-    ("sign", (192, 128, 128)),
-    ("fence", (64, 64, 128)),
-    ("car", (64, 0, 128)),
-    ("pedestrian", (64, 64, 0)),
-    ("bicyclist", (0, 128, 192)),
-]
-
-PRESETS: dict[str, ClassSpec] = {
-    "camvid": ClassSpec.from_lists([n for n, _ in _CAMVID], [c for _, c in _CAMVID], ignore_index=11),
-    "binary": ClassSpec.from_lists(["background", "foreground"], [(0, 0, 0), (255, 255, 255)]),
-    # Binary masks saved as 0/255 images (microscopy, many tutorials).
-    "binary-255": ClassSpec(classes=[ClassInfo(name="background", color=(0, 0, 0)),
-                                     ClassInfo(name="foreground", color=(255, 255, 255))], values=[0, 255]),
-}
+# Named class lists (``--classes camvid``). Registered by the modules that define them (data/presets.py,
+# data/label_tables.py); looked up through :mod:`pixelwise.data.presets`, which imports them all.
+PRESETS: Registry[ClassSpec] = Registry("class preset", hint="or give a path to a classes.yaml")
 
 
-def register_preset(name: str, spec: ClassSpec) -> None:
-    PRESETS[name] = spec
-
-
-# The presets of the field's datasets (Cityscapes, CARLA, pets) register themselves on import.
-from pixelwise.data import label_tables  # noqa: E402, F401
-
-
-def get_preset(name: str) -> ClassSpec:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown class preset '{name}'; choose one of {', '.join(sorted(PRESETS))} "
-                          "or give a path to a classes.yaml")
-    return PRESETS[name]
-
-
-def resolve_classes(value: str | Path | None, data_root: Path | None = None) -> ClassSpec | None:
-    """``--classes`` as given (preset name or yaml path), else ``classes.yaml`` beside the data."""
-    if value is not None:
-        text = str(value)
-        if text in PRESETS:
-            return PRESETS[text]
-        if text.endswith((".yaml", ".yml")) or Path(text).exists():
-            return load_classes(text)
-        return get_preset(text)
-    if data_root is not None and (data_root / "classes.yaml").is_file():
-        return load_classes(data_root / "classes.yaml")
-    return None
+def register_preset(name: str, spec: ClassSpec) -> ClassSpec:
+    """Make ``spec`` available as ``--classes NAME``."""
+    return PRESETS.add(name, spec)

@@ -27,7 +27,8 @@ from typing import Protocol
 
 import numpy as np
 
-from pixelwise.errors import DataError
+from pixelwise.core.constants import COLOR_TOLERANCE, MASK_IGNORE
+from pixelwise.core.errors import DataError
 
 # Quantisation of the lookup grid: 2 bits per channel dropped -> 64x64x64 cells of 4x4x4 colours. On a
 # JPEG-noised 34-colour mask this leaves ~3% of pixels to the exact fallback (32^3 cells: ~7%), and the
@@ -116,7 +117,7 @@ def _cell_lookup(palette_bytes: bytes, tol_d2: int) -> np.ndarray:
 
 
 def colors_to_ids(
-    mask_rgb: np.ndarray, palette: np.ndarray, tolerance: float = 30.0, ignore_value: int = 255
+    mask_rgb: np.ndarray, palette: np.ndarray, tolerance: float = COLOR_TOLERANCE, ignore_value: int = MASK_IGNORE
 ) -> tuple[np.ndarray, int]:
     """Map each pixel of an ``(H, W, 3)`` uint8 RGB mask to its nearest palette index (module rule).
 
@@ -168,8 +169,8 @@ class ColorMaskDecoder:
     decoded successfully; with DataLoader workers each worker holds its own copy.
     """
 
-    def __init__(self, classes: np.ndarray | _HasPalette, tolerance: float = 30.0, ignore_value: int = 255,
-                 max_unknown_fraction: float = 0.5) -> None:
+    def __init__(self, classes: np.ndarray | _HasPalette, tolerance: float = COLOR_TOLERANCE,
+                 ignore_value: int = MASK_IGNORE, max_unknown_fraction: float = 0.5) -> None:
         palette = classes if isinstance(classes, np.ndarray) else classes.palette
         self.palette = _check_palette(palette)
         self.tolerance = tolerance
@@ -208,7 +209,7 @@ class ColorMaskDecoder:
 
 
 def refine_boundaries(mask_rgb: np.ndarray, ids: np.ndarray, palette: np.ndarray, confident: float = 12.0,
-                      radius: int = 2, ignore_value: int = 255) -> np.ndarray:
+                      radius: int = 2, ignore_value: int = MASK_IGNORE) -> np.ndarray:
     """Re-decide smeared boundary pixels among the classes of their confidently decoded neighbours.
 
     JPEG stores colour at half resolution (4:2:0), so every class boundary of a colour mask is smeared

@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pixelwise.core.constants import MASK_IGNORE
+from pixelwise.core.errors import ConfigError, DataError
 from pixelwise.data.formats import ClassesArg, open_dataset
 from pixelwise.data.io import write_png
 from pixelwise.data.rle import rle_encode
 from pixelwise.data.sample import SampleReader
-from pixelwise.data.transforms import MASK_IGNORE
-from pixelwise.errors import ConfigError, DataError
 
 TARGETS = ("folders", "rle-csv")
 

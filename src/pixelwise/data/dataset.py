@@ -7,7 +7,7 @@ nor the ignore index are an error naming the file, never silently clipped.
 Augmentation is seeded per (seed, epoch, index), so an epoch's batches are the same whichever worker
 loads them, and a resumed run sees exactly the data it would have seen.
 
->>> from pixelwise.data.classes import get_preset
+>>> from pixelwise.data.presets import get_preset
 >>> from pixelwise.data.transforms import eval_transform
 >>> len(SegmentationDataset([], get_preset("camvid"), eval_transform(None), augment=False))
 0
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from pixelwise.core.constants import MASK_IGNORE, TARGET_IGNORE
 from pixelwise.data.classes import ClassSpec
 from pixelwise.data.sample import (  # noqa: F401  (re-exported: the dataset API)
     Sample,
@@ -31,7 +32,6 @@ from pixelwise.data.sample import (  # noqa: F401  (re-exported: the dataset API
     load_pair,
     to_class_ids,
 )
-from pixelwise.data.transforms import MASK_IGNORE
 
 
 class SegmentationDataset(Dataset):
@@ -60,7 +60,7 @@ class SegmentationDataset(Dataset):
         else:  # evaluation: resize the image only, keep the mask at full resolution
             image = self.transform(image=image)["image"]
         target = torch.from_numpy(mask.astype(np.int64))
-        target[target == MASK_IGNORE] = -1
+        target[target == MASK_IGNORE] = TARGET_IGNORE
         return {"image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), "mask": target,
                 "index": index}
 
@@ -72,7 +72,7 @@ def collate_padded(batch: list[dict]) -> dict[str, torch.Tensor]:
     ih, iw = max(i.shape[1] for i in images), max(i.shape[2] for i in images)
     mh, mw = max(m.shape[0] for m in masks), max(m.shape[1] for m in masks)
     out_images = torch.zeros((len(batch), 3, ih, iw), dtype=torch.uint8)
-    out_masks = torch.full((len(batch), mh, mw), -1, dtype=torch.int64)
+    out_masks = torch.full((len(batch), mh, mw), TARGET_IGNORE, dtype=torch.int64)
     for k, (image, mask) in enumerate(zip(images, masks, strict=True)):
         out_images[k, :, : image.shape[1], : image.shape[2]] = image
         out_masks[k, : mask.shape[0], : mask.shape[1]] = mask

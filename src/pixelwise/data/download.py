@@ -38,7 +38,7 @@ from pathlib import Path, PureWindowsPath
 
 from tqdm import tqdm
 
-from pixelwise.errors import ConfigError, DataError
+from pixelwise.core.errors import ConfigError, DataError
 
 CHUNK = 1 << 20
 RECORD = ".sha256"  # sha256sum-style lines; written last, so it also marks a finished download

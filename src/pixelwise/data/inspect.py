@@ -72,7 +72,7 @@ def inspect_dataset(root: str | Path, format: str = "auto", classes: ClassesArg 
                     workers: int = 4) -> InspectReport:
     """Detect the layout, count images and sizes per split, pixel shares per class, and collect every
     per-file problem (unreadable files, size mismatches, unknown colours or ids). Layout-level problems
-    (unpaired files, a missing split) raise :class:`~pixelwise.errors.DataError` as in training."""
+    (unpaired files, a missing split) raise :class:`~pixelwise.core.errors.DataError` as in training."""
     index = open_dataset(root, format, classes)
     report = InspectReport(index.root, index.format, index.classes)
     for split, samples in index.splits.items():
@@ -86,7 +86,7 @@ def inspect_dataset(root: str | Path, format: str = "auto", classes: ClassesArg 
 
 
 def save_shares_plot(report: InspectReport, path: str | Path) -> None:
-    from pixelwise.viz import plot_class_shares
+    from pixelwise.core.viz import plot_class_shares
 
     shares = dict(zip([*report.classes.names, "(ignored)"], report.total().shares.tolist(), strict=True))
     plot_class_shares(shares, path, title=f"pixel share per class: {report.root.name} ({report.format})")

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from pixelwise.errors import DataError
+from pixelwise.core.errors import DataError
+from pixelwise.core.files import atomic_path
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff")
@@ -73,10 +74,9 @@ def image_size(path: str | Path) -> tuple[int, int]:
 
 def write_png(path: str | Path, array: np.ndarray) -> None:
     """Write an index mask (H, W) or an RGB image (H, W, 3) as PNG, atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
     if array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    if not cv2.imwrite(str(tmp), array):
-        raise DataError(f"{path}: could not write this file (is the folder writable?)")
-    os.replace(tmp, path)
+    # Not durable: predictions come by the thousand, and an fsync each would cost more than the encoding.
+    with atomic_path(path, durable=False) as tmp:
+        if not cv2.imwrite(str(tmp), array):
+            raise DataError(f"{path}: could not write this file (is the folder writable?)")

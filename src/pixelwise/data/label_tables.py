@@ -20,7 +20,7 @@ functions turn the values stored on disk into the class ids of those presets (``
 [1, 1, 2, 0]
 >>> pets_trimap_lookup("binary")[np.array([1, 2, 3, 0])].tolist()  # 0 is no trimap value: flagged
 [1, 0, 255, 256]
->>> from pixelwise.data.classes import get_preset
+>>> from pixelwise.data.presets import get_preset
 >>> get_preset("cityscapes").num_classes, get_preset("cityscapes").names[:3]
 (19, ['road', 'sidewalk', 'building'])
 """
@@ -31,8 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pixelwise.core.constants import MASK_IGNORE, UNKNOWN_VALUE
+from pixelwise.core.errors import ConfigError
 from pixelwise.data.classes import ClassSpec, register_preset
-from pixelwise.errors import ConfigError
 
 __all__ = [
     "CARLA_CLASSES",
@@ -51,7 +52,7 @@ __all__ = [
 ]
 
 # The pipeline's uint8 "ignore" value (see classes.MAX_CLASSES); lookups use it for "no class".
-IGNORE = 255
+IGNORE = MASK_IGNORE
 
 Color = tuple[int, int, int]
 
@@ -246,7 +247,7 @@ register_preset(
 PETS_MODES: tuple[str, ...] = ("binary", "trimap")
 PETS_BORDER_CHOICES: tuple[str, ...] = ("ignore", "pet", "background")
 # Marks a byte that is no trimap value (only 1, 2, 3 are): one past uint8 so it can never be a class id.
-PETS_INVALID = 256
+PETS_INVALID = UNKNOWN_VALUE
 _PET, _BACKGROUND, _BORDER = 1, 2, 3  # trimap values on disk
 
 

@@ -16,7 +16,7 @@ True
 >>> rle_decode("3 5 7 2", (3, 4), where="train.csv row 17")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-pixelwise.errors.DataError: train.csv row 17: RLE run 2 starts at pixel 7, not after the end of run 1 ...
+pixelwise.core.errors.DataError: train.csv row 17: RLE run 2 starts at pixel 7, not after the end of run 1 ...
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from pixelwise.errors import DataError
+from pixelwise.core.errors import DataError
 
 # What an empty CSV cell looks like once read: pandas gives NaN, csv.reader gives "" (or "nan" when
 # the file was written from pandas with the NaN as text).

@@ -1,7 +1,7 @@
 """A sample of a dataset and the reader that turns it into an image and class ids.
 
 >>> import numpy as np
->>> from pixelwise.data.classes import get_preset
+>>> from pixelwise.data.presets import get_preset
 >>> to_class_ids(np.array([[0, 11]], np.uint8), get_preset("camvid"), "m.png").tolist()
 [[0, 255]]
 """
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pixelwise.core.constants import COLOR_TOLERANCE, MASK_IGNORE, UNKNOWN_VALUE
+from pixelwise.core.errors import DataError
 from pixelwise.data.classes import ClassSpec
 from pixelwise.data.io import image_size, read_image, read_mask
-from pixelwise.data.transforms import MASK_IGNORE
-from pixelwise.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Sample:
     mask: Path | None  # None for unlabelled images (prediction only)
 
 
-_UNKNOWN = 256
+_UNKNOWN = UNKNOWN_VALUE
 
 
 def class_lookup(spec: ClassSpec) -> np.ndarray:
@@ -141,7 +141,7 @@ class ColorMaskReader(SampleReader):
     :class:`~pixelwise.data.colors.ColorMaskDecoder`); a mask that mostly matches nothing is an error.
     """
 
-    def __init__(self, classes: ClassSpec, tolerance: float = 30.0) -> None:
+    def __init__(self, classes: ClassSpec, tolerance: float = COLOR_TOLERANCE) -> None:
         from pixelwise.data.colors import ColorMaskDecoder
 
         super().__init__(classes)

@@ -19,8 +19,9 @@ import cv2
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from pixelwise.core.constants import MASK_IGNORE
+
 # Masks inside the pipeline are uint8 with this value for "ignore" (padding included).
-MASK_IGNORE = 255
 
 
 class AugmentOptions(BaseModel):

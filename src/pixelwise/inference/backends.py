@@ -14,8 +14,8 @@ so the predictor does not care which one runs.
   Otherwise PyTorch.
 
 >>> import pixelwise, torch
->>> from pixelwise.data.classes import get_preset
->>> from pixelwise.training.checkpoint import CheckpointMeta
+>>> from pixelwise.data.presets import get_preset
+>>> from pixelwise.models.checkpoint import CheckpointMeta
 >>> model = pixelwise.create_model("unet", num_classes=2, base_filters=4, depth=2)
 >>> model.meta = CheckpointMeta.for_model(model, get_preset("binary"))
 >>> backend = open_backend(model, "torch", precision="fp32")
@@ -34,9 +34,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from pixelwise.device import autocast, compile_or_eager, cpu_has_fast_bf16, resolve_device, resolve_precision
-from pixelwise.errors import ConfigError
-from pixelwise.training.checkpoint import CheckpointMeta, load_checkpoint
+from pixelwise.core.device import autocast, compile_or_eager, cpu_has_fast_bf16, resolve_device, resolve_precision
+from pixelwise.core.errors import ConfigError
+from pixelwise.core.version import __version__
+from pixelwise.models.checkpoint import CheckpointMeta, load_checkpoint
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 AUTO_OPENVINO_MIN_IMAGES = 16
@@ -142,7 +143,6 @@ def openvino_available() -> bool:
 
 def converted_ir_path(checkpoint: Path) -> Path:
     """Where the OpenVINO conversion of ``checkpoint`` is cached (keyed by its bytes and pixelwise's version)."""
-    from pixelwise import __version__
     from pixelwise.data.cache import cache_dir
 
     digest = hashlib.sha256()

@@ -10,8 +10,8 @@ torch.onnx's exporter (``dynamo=True``, opset 18) is used because it exports eve
 SegNet's max-unpooling included, which the older TorchScript exporter cannot.
 
 >>> import tempfile, os, pixelwise
->>> from pixelwise.data.classes import get_preset
->>> from pixelwise.training.checkpoint import CheckpointMeta
+>>> from pixelwise.data.presets import get_preset
+>>> from pixelwise.models.checkpoint import CheckpointMeta
 >>> model = pixelwise.create_model("unet", num_classes=2, base_filters=4, depth=2)
 >>> meta = CheckpointMeta.for_model(model, get_preset("binary"))
 >>> path = export_onnx(model, meta, os.path.join(tempfile.mkdtemp(), "m.onnx"))
@@ -32,8 +32,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from pixelwise.errors import CheckpointError, ConfigError, PixelwiseError
-from pixelwise.training.checkpoint import CheckpointMeta, load_checkpoint, make_readable
+from pixelwise.core.errors import CheckpointError, ConfigError, PixelwiseError
+from pixelwise.core.files import atomic_path, make_readable
+from pixelwise.models.checkpoint import CheckpointMeta, load_checkpoint
 
 OPSET = 18
 EXPORT_FORMATS = ("onnx", "openvino")
@@ -73,12 +74,9 @@ def export_onnx(model: nn.Module, meta: CheckpointMeta, path: str | Path, opset:
                              "or report the model and options") from None
     program.model.metadata_props["pixelwise"] = meta.to_json()
     program.model.producer_name = "pixelwise"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with contextlib.redirect_stdout(log):
+    # An interrupted export never leaves half a file at the destination.
+    with contextlib.redirect_stdout(log), atomic_path(path) as tmp:
         program.save(str(tmp))
-    make_readable(tmp)
-    os.replace(tmp, path)  # an interrupted export never leaves half a file at the destination
     return path
 
 

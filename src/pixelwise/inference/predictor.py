@@ -7,8 +7,8 @@ weights (:mod:`pixelwise.inference.tiling`), in memory bounded by a row of tiles
 Flip and multi-scale test-time augmentation (``tta_flip``, ``tta_scales``) work with either.
 
 >>> import numpy as np, pixelwise
->>> from pixelwise.data.classes import get_preset
->>> from pixelwise.training.checkpoint import CheckpointMeta
+>>> from pixelwise.data.presets import get_preset
+>>> from pixelwise.models.checkpoint import CheckpointMeta
 >>> model = pixelwise.create_model("unet", num_classes=2, base_filters=4, depth=2)
 >>> model.meta = CheckpointMeta.for_model(model, get_preset("binary"), input_size=(32, 32))
 >>> Predictor(model, precision="fp32").predict(np.zeros((50, 70, 3), np.uint8)).shape
@@ -28,14 +28,14 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
+from pixelwise.core.device import resolve_workers
+from pixelwise.core.errors import ConfigError, DataError
 from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, write_png
 from pixelwise.data.transforms import eval_transform, normalize
-from pixelwise.device import resolve_workers
-from pixelwise.errors import ConfigError, DataError
 from pixelwise.inference.backends import open_backend
 from pixelwise.inference.tiling import check_tiling, predict_tiled, with_tta
-from pixelwise.training.checkpoint import CheckpointMeta
-from pixelwise.training.evaluate import logits_at_size
+from pixelwise.models.base import logits_at_size
+from pixelwise.models.checkpoint import CheckpointMeta
 
 
 def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
@@ -201,7 +201,7 @@ def predict_to_folder(model: str | Path | nn.Module, inputs: Sequence[str | Path
         check_tiling(tile, overlap)  # before anything is read or written
     from tqdm.auto import tqdm
 
-    from pixelwise.viz import colorize, overlay
+    from pixelwise.core.viz import colorize, overlay
 
     files = expand_inputs(inputs)
     out_dir = Path(out_dir)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pixelwise.errors import ConfigError
+from pixelwise.core.errors import ConfigError
 
 ModelFn = Callable[[torch.Tensor], torch.Tensor]  # (N, C_in, h, w) tiles -> (N, classes, h, w) float logits
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pixelwise.errors import ConfigError
+from pixelwise.core.errors import ConfigError
 from pixelwise.models.blocks import DoubleConv, pad_to_multiple
 from pixelwise.models.encoders import TimmEncoder
 from pixelwise.models.registry import register_model

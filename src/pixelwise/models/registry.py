@@ -18,7 +18,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from pixelwise.errors import ConfigError
+from pixelwise.core.errors import ConfigError
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 

@@ -33,10 +33,9 @@ import timm
 import torch
 import torch.nn as nn
 
-from pixelwise.errors import CheckpointError, ConfigError
+from pixelwise.core.errors import CheckpointError, ConfigError
 from pixelwise.models.blocks import pad_to_multiple
-from pixelwise.models.encoders import read_state_dict
-from pixelwise.models.pretrained import imagenet_state_dict
+from pixelwise.models.pretrained import imagenet_state_dict, read_state_dict
 from pixelwise.models.registry import register_model
 
 # VGG16's five blocks: how many convs each has and its width in units of ``base_filters``.

@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from pixelwise.errors import ConfigError
+from pixelwise.core.errors import ConfigError
 from pixelwise.models.blocks import SeparableConv2d, pad_to_multiple
 from pixelwise.models.registry import register_model
 

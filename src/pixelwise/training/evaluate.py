@@ -19,20 +19,12 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from pixelwise.core.constants import TARGET_IGNORE
+from pixelwise.core.device import autocast, sum_across_processes
+from pixelwise.core.metrics import ConfusionMatrix
 from pixelwise.data.transforms import normalize
-from pixelwise.device import autocast, sum_across_processes
-from pixelwise.metrics import ConfusionMatrix
-
-
-def logits_at_size(logits: torch.Tensor, image_size: Sequence[int], out_size: Sequence[int]) -> torch.Tensor:
-    """Crop one item's ``(C, H, W)`` logits to its unpadded image size, then resize to ``out_size``."""
-    logits = logits[:, : int(image_size[0]), : int(image_size[1])]
-    if tuple(logits.shape[-2:]) != tuple(int(s) for s in out_size):
-        logits = F.interpolate(logits[None].float(), size=tuple(int(s) for s in out_size), mode="bilinear",
-                               align_corners=False)[0]
-    return logits
+from pixelwise.models.base import logits_at_size
 
 
 @torch.no_grad()
@@ -68,7 +60,7 @@ def evaluate_model(
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(device, precision):
             logits = model(images)
-        predictions = torch.full(batch["mask"].shape, -1, dtype=torch.int64)
+        predictions = torch.full(batch["mask"].shape, TARGET_IGNORE, dtype=torch.int64)
         for k in range(logits.shape[0]):
             mh, mw = (int(s) for s in batch["mask_size"][k])
             item = logits_at_size(logits[k].float(), batch["image_size"][k], (mh, mw))
@@ -104,18 +96,15 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "
 
     The dataset's classes default to the checkpoint's own, so a model is scored on the labels it predicts.
     """
-    import json
-    import os
-
     from torch.utils.data import DataLoader
 
+    from pixelwise.core.device import resolve_device, resolve_precision, resolve_workers
+    from pixelwise.core.errors import DataError
     from pixelwise.data.checks import scan_samples
     from pixelwise.data.dataset import SegmentationDataset, collate_padded
     from pixelwise.data.formats import open_dataset
     from pixelwise.data.transforms import eval_transform
-    from pixelwise.device import resolve_device, resolve_precision, resolve_workers
-    from pixelwise.errors import DataError
-    from pixelwise.training.checkpoint import load_checkpoint
+    from pixelwise.models.checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(checkpoint)
     index = open_dataset(data, format, classes if classes is not None else meta.classes)
@@ -139,13 +128,11 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "
     metrics = cm.compute()
     metrics["split"], metrics["images"] = split, len(samples)
     if json_path is not None:
-        json_path = Path(json_path)
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = json_path.with_name(json_path.name + ".tmp")
-        tmp.write_text(json.dumps(metrics, indent=2))
-        os.replace(tmp, json_path)
+        from pixelwise.core.files import write_json
+
+        write_json(json_path, metrics)
     if confusion_png is not None:
-        from pixelwise.viz import plot_confusion
+        from pixelwise.core.viz import plot_confusion
 
         plot_confusion(cm.mat.numpy(), spec.names, confusion_png)
     return metrics

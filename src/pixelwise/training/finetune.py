@@ -21,7 +21,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from pixelwise.errors import ConfigError
+from pixelwise.core.errors import ConfigError
 
 
 def encoder_of(model: nn.Module) -> nn.Module:

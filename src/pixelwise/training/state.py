@@ -10,7 +10,6 @@ strings, lists and dicts only: loading never runs code).
 
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,8 +20,8 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
-from pixelwise.errors import CheckpointError
-from pixelwise.training.checkpoint import make_readable
+from pixelwise.core.errors import CheckpointError
+from pixelwise.core.files import atomic_path
 
 
 @dataclass
@@ -60,12 +59,10 @@ def save_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
     """Write the state atomically: a crash mid-save leaves the previous state intact."""
     folder.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(weights, str(folder / "model.safetensors.tmp"))
     payload = {"state": asdict(state), "optimizer": optimizer.state_dict(), "rng": _rng_state()}
-    torch.save(payload, folder / "state.pt.tmp")
-    make_readable(folder / "model.safetensors.tmp")
-    os.replace(folder / "model.safetensors.tmp", folder / "model.safetensors")
-    os.replace(folder / "state.pt.tmp", folder / "state.pt")
+    with atomic_path(folder / "model.safetensors") as weights_tmp, atomic_path(folder / "state.pt") as state_tmp:
+        save_file(weights, str(weights_tmp))
+        torch.save(payload, state_tmp)
 
 
 def load_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainState:

@@ -12,7 +12,7 @@ A run directory holds everything a run wrote::
 
 Example (a few seconds on tiny built-in data)::
 
-    from pixelwise.config import TrainConfig
+    from pixelwise.training.config import TrainConfig
     from pixelwise.data.synthetic import write_dataset
     write_dataset("/tmp/pw-data", n_train=16, n_val=4, height=64, width=64)
     result = train(TrainConfig(data="/tmp/pw-data", img_size=64, epochs=1, out="/tmp/pw-run",
@@ -40,26 +40,26 @@ from accelerate.utils import DistributedDataParallelKwargs, broadcast, broadcast
 from torch.utils.data import DataLoader, Sampler, Subset
 from tqdm.auto import tqdm
 
-from pixelwise.config import TrainConfig
-from pixelwise.data.cache import build_cache, cache_dir, estimated_bytes
-from pixelwise.data.checks import class_weights, scan_dataset
-from pixelwise.data.dataset import SegmentationDataset, collate_padded
-from pixelwise.data.formats import DatasetIndex, open_dataset
-from pixelwise.data.io import read_image
-from pixelwise.data.transforms import eval_transform, normalize, train_transform
-from pixelwise.device import (
+from pixelwise.core.device import (
     compile_or_eager,
     resolve_device,
     resolve_precision,
     resolve_workers,
     sum_across_processes,
 )
-from pixelwise.errors import ConfigError
-from pixelwise.losses import build_loss
+from pixelwise.core.errors import ConfigError
+from pixelwise.data.cache import build_cache, cache_dir, estimated_bytes
+from pixelwise.data.checks import class_weights, scan_dataset
+from pixelwise.data.dataset import SegmentationDataset, collate_padded
+from pixelwise.data.formats import DatasetIndex, open_dataset
+from pixelwise.data.io import read_image
+from pixelwise.data.transforms import eval_transform, normalize, train_transform
 from pixelwise.models import create_model
-from pixelwise.training.checkpoint import CheckpointMeta, save_checkpoint
+from pixelwise.models.checkpoint import CheckpointMeta, save_checkpoint
+from pixelwise.training.config import TrainConfig
 from pixelwise.training.evaluate import evaluate_model
 from pixelwise.training.finetune import encoder_of, parameter_groups, set_encoder_frozen
+from pixelwise.training.losses import build_loss
 from pixelwise.training.schedule import lr_factor
 from pixelwise.training.state import TrainState, load_state, save_state
 
@@ -468,7 +468,7 @@ class Trainer:
 
     def _save_previews(self, previews: list, classes: Any) -> None:
         if previews:
-            from pixelwise.viz import save_grid
+            from pixelwise.core.viz import save_grid
 
             save_grid(previews, classes.palette, classes.names, self.run_dir / "predictions.png",
                       title="validation: image | truth | prediction (best epoch)")
@@ -481,7 +481,7 @@ class Trainer:
             writer.writeheader()
             writer.writerows(history)
         os.replace(tmp, path)
-        from pixelwise.viz import plot_curves
+        from pixelwise.core.viz import plot_curves
 
         plot_curves(history, self.run_dir / "curves.png")
 

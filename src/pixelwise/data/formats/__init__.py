@@ -1,11 +1,10 @@
-"""Dataset layouts on disk, detected automatically.
+"""Dataset layouts on disk, detected automatically: one module per format, registered by decorator.
 
-* ``folders``: ``images/`` + ``masks/`` (single-channel index PNGs) matched by file stem, split by
-  subfolders (``images/train``, ``masks/train`` or ``train/images``, ``train/masks``) or by list files
-  (``train.txt``, ``val.txt``: one stem per line). With neither, every 10th image goes to ``val``.
-* ``camvid``: the SegNet layout ``train/ trainannot/ val/ valannot/ test/ testannot/``.
+The registry and what formats share live in :mod:`pixelwise.data.formats.base`; importing this package
+imports every format module, so ``open_dataset`` and ``list_formats`` see them all.
 
 >>> import tempfile
+>>> from pathlib import Path
 >>> root = Path(tempfile.mkdtemp())
 >>> (root / "images").mkdir()
 >>> detect_format(root)
@@ -14,228 +13,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+# Each module registers its format(s) on import.
+from pixelwise.data.formats import camvid, carla, cityscapes, coco, colormasks, folders, pets, rle_csv  # noqa: F401
+from pixelwise.data.formats.base import (
+    FORMATS,
+    SPLITS,
+    ClassesArg,
+    DatasetIndex,
+    Format,
+    detect_format,
+    list_formats,
+    open_dataset,
+    pair_by_stem,
+    parse_format,
+    register_format,
+    split_samples,
+)
 
-from pixelwise.data.classes import ClassSpec, get_preset, resolve_classes
-from pixelwise.data.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
-from pixelwise.data.sample import Sample, SampleReader
-from pixelwise.errors import ConfigError, DataError
-
-SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class DatasetIndex:
-    """What a format found: the samples of each split, the classes, and how to read a sample."""
-
-    root: Path
-    format: str
-    classes: ClassSpec
-    splits: dict[str, list[Sample]] = field(default_factory=dict)
-    reader: SampleReader | None = None  # None: index-mask files
-
-    def __post_init__(self) -> None:
-        if self.reader is None:
-            self.reader = SampleReader(self.classes)
-
-    def split(self, name: str) -> list[Sample]:
-        samples = self.splits.get(name, [])
-        if not samples:
-            found = ", ".join(f"{k} ({len(v)})" for k, v in self.splits.items() if v) or "none"
-            raise DataError(f"{self.root}: split '{name}' is empty or missing (splits found: {found})")
-        return samples
-
-
-def files_by_stem(folder: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
-    """Files of a folder keyed by stem (hidden files skipped)."""
-    if not folder.is_dir():
-        return {}
-    return {p.stem: p for p in sorted(folder.iterdir())
-            if p.is_file() and p.suffix.lower() in extensions and not p.name.startswith(".")}
-
-
-def pair_by_stem(image_dir: Path, mask_dir: Path, stems: list[str] | None = None, mask_suffix: str = ""
-                 ) -> list[Sample]:
-    """Match images and masks by stem (a mask's stem may carry ``mask_suffix``, e.g. CamVid's ``_L``);
-    any unpaired file is an error naming it."""
-    images = files_by_stem(image_dir, IMAGE_EXTENSIONS)
-    masks = {s.removesuffix(mask_suffix): p for s, p in files_by_stem(mask_dir, MASK_EXTENSIONS).items()
-             if s.endswith(mask_suffix)}
-    if stems is not None:
-        missing = [s for s in stems if s not in images]
-        if missing:
-            raise DataError(f"{image_dir}: '{missing[0]}' is listed in a split file but has no image "
-                            f"({len(missing)} missing); fix the list or add the image")
-        images = {s: images[s] for s in stems}
-        masks = {s: masks[s] for s in stems if s in masks}
-    no_mask = [p for s, p in images.items() if s not in masks]
-    if no_mask:
-        raise DataError(f"{no_mask[0]}: image has no mask in {mask_dir} ({len(no_mask)} such images); "
-                        "add the mask or remove the image")
-    no_image = [p for s, p in masks.items() if s not in images]
-    if no_image:
-        raise DataError(f"{no_image[0]}: mask has no image in {image_dir} ({len(no_image)} such masks); "
-                        "add the image or remove the mask")
-    return [Sample(images[s], masks[s]) for s in sorted(images)]
-
-
-def _index_folders(root: Path) -> dict[str, list[Sample]]:
-    if any((root / "images" / s).is_dir() for s in SPLITS):
-        return {s: pair_by_stem(root / "images" / s, root / "masks" / s)
-                for s in SPLITS if (root / "images" / s).is_dir()}
-    if any((root / s / "images").is_dir() for s in SPLITS):
-        return {s: pair_by_stem(root / s / "images", root / s / "masks")
-                for s in SPLITS if (root / s / "images").is_dir()}
-    image_dir, mask_dir = _folder(root, IMAGE_DIRS), _folder(root, MASK_DIRS)
-    list_files = {s: root / f"{s}.txt" for s in SPLITS if (root / f"{s}.txt").is_file()}
-    if list_files:
-        return {s: pair_by_stem(image_dir, mask_dir, read_list(f)) for s, f in list_files.items()}
-    return split_samples(root, pair_by_stem(image_dir, mask_dir))
-
-
-# Top-level folder names of the folders layout; the singular ones are the U-Net tutorials' (image/, label/).
-IMAGE_DIRS, MASK_DIRS = ("images", "image"), ("masks", "labels", "label")
-
-
-def _folder(root: Path, names: tuple[str, ...]) -> Path:
-    return next((root / n for n in names if (root / n).is_dir()), root / names[0])
-
-
-def split_samples(root: Path, samples: list[Sample]) -> dict[str, list[Sample]]:
-    """Splits of a layout without split folders: ``train.txt`` / ``val.txt`` / ``test.txt`` (image stems)
-    beside the data when present, else every 10th image (sorted by name, at least one) held out as ``val``."""
-    lists = {s: root / f"{s}.txt" for s in SPLITS if (root / f"{s}.txt").is_file()}
-    if lists:
-        by_stem = {s.image.stem: s for s in samples}
-        return {split: [by_stem[stem] for stem in read_list(path) if stem in by_stem] for split, path in lists.items()}
-    # Every 10th image, spread over the sorted names; a set under 10 images still gets one.
-    held_out = {i for i in range(len(samples)) if i % 10 == 9} or ({len(samples) - 1} if len(samples) > 1 else set())
-    return {"train": [x for i, x in enumerate(samples) if i not in held_out],
-            "val": [x for i, x in enumerate(samples) if i in held_out]}
-
-
-def read_list(path: Path) -> list[str]:
-    """Stems from a split file; lines may be bare stems ("frame.001") or file names ("frame.001.png")."""
-    stems = []
-    for line in path.read_text().splitlines():
-        name = Path(line.strip()).name
-        if name:
-            stems.append(Path(name).stem if name.lower().endswith(IMAGE_EXTENSIONS) else name)
-    return stems
-
-
-def _index_camvid(root: Path) -> dict[str, list[Sample]]:
-    return {s: pair_by_stem(root / s, root / f"{s}annot") for s in SPLITS if (root / f"{s}annot").is_dir()}
-
-
-ClassesArg = str | Path | ClassSpec | None
-
-
-@dataclass(frozen=True)
-class Format:
-    """A dataset layout: how to recognise it and how to open it.
-
-    ``open(root, classes, options)`` returns the :class:`DatasetIndex`; ``classes`` is what the user gave
-    with ``--classes`` (preset name, yaml path or :class:`ClassSpec`) or None for the format's default;
-    ``options`` come from ``--format NAME:key=value,key=value`` (see :func:`parse_format`).
-    """
-
-    name: str
-    detect: Callable[[Path], bool]
-    open: Callable[[Path, ClassesArg, dict[str, str]], DatasetIndex]
-    description: str = ""
-    detect_order: int = 50  # auto-detection tries low numbers first: specific layouts before generic ones
-
-
-FORMATS: dict[str, Format] = {}  # in auto-detection order: the most specific layouts first
-
-
-def register_format(fmt: Format) -> Format:
-    FORMATS[fmt.name] = fmt
-    return fmt
-
-
-def classes_or_default(root: Path, classes: ClassesArg, default: str | None) -> ClassSpec:
-    """``--classes`` if given, else ``classes.yaml`` beside the data, else the format's preset."""
-    spec = classes if isinstance(classes, ClassSpec) else resolve_classes(classes, root)
-    if spec is None and default:
-        spec = get_preset(default)
-    if spec is None:
-        raise DataError(f"{root}: no classes.yaml found; write one beside the data (see README) "
-                        "or pass --classes PRESET|PATH")
-    return spec
-
-
-def parse_format(text: str) -> tuple[str, dict[str, str]]:
-    """``"pets:border=pet,x=1"`` -> ``("pets", {"border": "pet", "x": "1"})``."""
-    name, _, rest = text.partition(":")
-    options = {}
-    for item in filter(None, rest.split(",")):
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise ConfigError(f"--format {text}: options are written NAME:key=value,key=value")
-        options[key.strip()] = value.strip()
-    return name.strip(), options
-
-
-def take_options(fmt: str, options: dict[str, str], allowed: dict[str, tuple[str, ...] | None]) -> dict[str, str]:
-    """Check a format's options: known keys, and values from a fixed list where there is one."""
-    for key, value in options.items():
-        if key not in allowed:
-            known = ", ".join(allowed) or "none"
-            raise ConfigError(f"--format {fmt}: unknown option '{key}' (options: {known})")
-        choices = allowed[key]
-        if choices is not None and value not in choices:
-            raise ConfigError(f"--format {fmt}: {key}={value} is not one of {', '.join(choices)}")
-    return options
-
-
-def _index_mask_format(name: str, index: Callable[[Path], dict[str, list[Sample]]], default: str | None
-                       ) -> Callable[[Path, ClassesArg, dict[str, str]], DatasetIndex]:
-    def open_format(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
-        take_options(name, options, {})
-        return DatasetIndex(root, name, classes_or_default(root, classes, default), index(root))
-
-    return open_format
-
-
-def detect_format(root: Path) -> str:
-    for fmt in sorted(FORMATS.values(), key=lambda f: f.detect_order):
-        if fmt.detect(root):
-            return fmt.name
-    raise DataError(f"{root}: no dataset layout recognised; expected one of: "
-                    + "; ".join(f"{f.name} ({f.description})" for f in FORMATS.values()))
-
-
-def open_dataset(root: str | Path, format: str = "auto", classes: ClassesArg = None) -> DatasetIndex:
-    """Find the samples and classes of the dataset at ``root``.
-
-    ``classes`` is a preset name, a classes.yaml path or a :class:`ClassSpec`; by default the
-    ``classes.yaml`` beside the data, else the format's preset.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: data folder not found; check the path (it must be a folder)")
-    format, options = parse_format(format)
-    if format == "auto":
-        format = detect_format(root)
-    if format not in FORMATS:
-        raise ConfigError(f"unknown --format '{format}'; choose one of auto, {', '.join(FORMATS)}")
-    index = FORMATS[format].open(root, classes, options)
-    if not any(index.splits.values()):
-        raise DataError(f"{root}: no image/mask pairs found in the {format} layout")
-    return index
-
-
-register_format(Format("camvid", lambda r: (r / "trainannot").is_dir() or (r / "valannot").is_dir(),
-                       _index_mask_format("camvid", _index_camvid, "camvid"),
-                       "SegNet layout: train/ trainannot/ val/ valannot/"))
-register_format(Format("folders", lambda r: any((r / n).is_dir() for n in IMAGE_DIRS)
-                       or any((r / s / "images").is_dir() for s in SPLITS),
-                       _index_mask_format("folders", _index_folders, None),
-                       "images/ + masks/ index PNGs, split by subfolders or train.txt/val.txt", detect_order=90))
-
-# The formats of the field's datasets register themselves.
-from pixelwise.data.formats import carla, cityscapes, coco, colormasks, pets, rle_csv  # noqa: E402, F401
+__all__ = [
+    "FORMATS",
+    "SPLITS",
+    "ClassesArg",
+    "DatasetIndex",
+    "Format",
+    "detect_format",
+    "list_formats",
+    "open_dataset",
+    "pair_by_stem",
+    "parse_format",
+    "register_format",
+    "split_samples",
+]

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.data.classes import get_preset
-from pixelwise.data.formats import (
+from pixelwise.core.errors import ConfigError
+from pixelwise.data.formats.base import (
     ClassesArg,
     DatasetIndex,
-    Format,
     classes_or_default,
     pair_by_stem,
     register_format,
@@ -27,8 +26,8 @@ from pixelwise.data.formats import (
     take_options,
 )
 from pixelwise.data.label_tables import carla_reduced_lookup
+from pixelwise.data.presets import get_preset
 from pixelwise.data.sample import LookupReader, Sample
-from pixelwise.errors import ConfigError
 
 NUM_CARLA = 13
 
@@ -48,6 +47,8 @@ def index_carla(root: Path) -> dict[str, list[Sample]]:
     return split_samples(root, samples)
 
 
+@register_format("carla", detect=detect_carla, detect_order=30,
+                 description="CameraRGB/ + CameraSeg/ (class id in red)")
 def open_carla(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
     take_options("carla", options, {})
     spec = classes_or_default(root, classes, "carla")
@@ -62,7 +63,3 @@ def open_carla(root: Path, classes: ClassesArg, options: dict[str, str]) -> Data
     reader = LookupReader(spec, table, channel=0, what="CARLA class id (red channel)",
                           valid=f"0..{NUM_CARLA - 1}")
     return DatasetIndex(root, "carla", spec, index_carla(root), reader)
-
-
-register_format(Format("carla", detect_carla, open_carla, "CameraRGB/ + CameraSeg/ (class id in red)",
-                       detect_order=30))

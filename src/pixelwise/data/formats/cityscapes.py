@@ -19,18 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.data.classes import ClassSpec, get_preset
-from pixelwise.data.formats import (
+from pixelwise.core.errors import ConfigError, DataError
+from pixelwise.data.classes import ClassSpec
+from pixelwise.data.formats.base import (
     ClassesArg,
     DatasetIndex,
-    Format,
     classes_or_default,
     register_format,
     take_options,
 )
 from pixelwise.data.label_tables import cityscapes_id_to_category, cityscapes_id_to_train_id
+from pixelwise.data.presets import get_preset
 from pixelwise.data.sample import LookupReader, Sample
-from pixelwise.errors import ConfigError, DataError
 
 _IMAGE_SUFFIX, _LABEL_SUFFIX = "_leftImg8bit.png", "_gtFine_labelIds.png"
 NUM_LABEL_IDS = 34
@@ -73,12 +73,10 @@ def index_cityscapes(root: Path) -> dict[str, list[Sample]]:
     return splits
 
 
+@register_format("cityscapes", detect=detect_cityscapes, detect_order=10,
+                 description="leftImg8bit/<split>/<city>/ + gtFine/<split>/<city>/")
 def open_cityscapes(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
     take_options("cityscapes", options, {})
     spec = classes_or_default(root, classes, "cityscapes")
     reader = LookupReader(spec, label_id_table(spec), what="Cityscapes label id", valid="0..33")
     return DatasetIndex(root, "cityscapes", spec, index_cityscapes(root), reader)
-
-
-register_format(Format("cityscapes", detect_cityscapes, open_cityscapes,
-                       "leftImg8bit/<split>/<city>/ + gtFine/<split>/<city>/", detect_order=10))

@@ -38,20 +38,20 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pixelwise.data.classes import ClassSpec, default_palette, resolve_classes
-from pixelwise.data.formats import (
+from pixelwise.core.constants import MASK_IGNORE
+from pixelwise.core.errors import DataError
+from pixelwise.data.classes import ClassSpec, default_palette
+from pixelwise.data.formats.base import (
     SPLITS,
     ClassesArg,
     DatasetIndex,
-    Format,
     register_format,
     split_samples,
     take_options,
 )
 from pixelwise.data.formats.coco_masks import Annotation, CocoReader, Record, mask_api
+from pixelwise.data.presets import resolve_classes
 from pixelwise.data.sample import Sample
-from pixelwise.data.transforms import MASK_IGNORE
-from pixelwise.errors import DataError
 
 COCO_KEYS = ("images", "annotations", "categories")
 _YEAR = re.compile(r"^(.+?)(?:19|20)\d\d$")
@@ -215,6 +215,9 @@ def index_json(path: Path, data: dict, image_dir: Path, values: dict[Any, int]
     return sorted(samples, key=lambda s: str(s.image)), records
 
 
+@register_format("coco", detect=detect_coco, detect_order=35,
+                 description="COCO JSON: annotations/instances_<split>.json or "
+                             "<split>/images + <split>/annotation.json")
 def open_coco(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
     options = take_options("coco", options, {"ann": None, "crowd": ("ignore", "class")})
     crowd = options.get("crowd", "ignore")
@@ -267,8 +270,3 @@ def _custom_image_dir(root: Path, path: Path, data: dict) -> Path:
             if (folder / first).is_file():
                 return folder
     return candidates[0]
-
-
-register_format(Format("coco", detect_coco, open_coco,
-                       "COCO JSON: annotations/instances_<split>.json or <split>/images + <split>/annotation.json",
-                       detect_order=35))

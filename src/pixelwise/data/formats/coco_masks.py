@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from pixelwise.core.constants import MASK_IGNORE
+from pixelwise.core.errors import ConfigError, DataError
 from pixelwise.data.classes import ClassSpec
 from pixelwise.data.sample import Sample, SampleReader, to_class_ids
-from pixelwise.data.transforms import MASK_IGNORE
-from pixelwise.errors import ConfigError, DataError
 
 NEEDS_PYCOCOTOOLS = "the coco format needs pycocotools: pip install 'pixelwise[coco]'"
 

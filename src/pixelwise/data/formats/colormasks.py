@@ -18,12 +18,13 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from pixelwise.core.constants import COLOR_TOLERANCE
+from pixelwise.core.errors import ConfigError, DataError
 from pixelwise.data.classes import ClassSpec
-from pixelwise.data.formats import (
+from pixelwise.data.formats.base import (
     SPLITS,
     ClassesArg,
     DatasetIndex,
-    Format,
     classes_or_default,
     files_by_stem,
     pair_by_stem,
@@ -32,13 +33,12 @@ from pixelwise.data.formats import (
 )
 from pixelwise.data.io import IMAGE_EXTENSIONS, image_size
 from pixelwise.data.sample import ColorMaskReader, CompositeReader, Sample
-from pixelwise.errors import ConfigError, DataError
 
 
 def _tolerance(fmt: str, options: dict[str, str]) -> float:
     take_options(fmt, options, {"tolerance": None})
     try:
-        return float(options.get("tolerance", 30))
+        return float(options.get("tolerance", COLOR_TOLERANCE))
     except ValueError:
         raise ConfigError(f"--format {fmt}: tolerance={options['tolerance']} is not a number") from None
 
@@ -57,6 +57,8 @@ def detect_composite(root: Path) -> bool:
     return False
 
 
+@register_format("composite", detect=detect_composite, detect_order=80,
+                 description="train/ val/ of photo|colour-mask images side by side")
 def open_composite(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
     tolerance = _tolerance("composite", options)
     spec = classes_or_default(root, classes, "cityscapes-labelids")
@@ -79,6 +81,8 @@ def detect_camvid32(root: Path) -> bool:
     return (root / "class_dict.csv").is_file() and any((root / f"{s}_labels").is_dir() for s in SPLITS)
 
 
+@register_format("camvid32", detect=detect_camvid32, detect_order=25,
+                 description="train/ train_labels/ (<stem>_L.png colour masks) + class_dict.csv")
 def open_camvid32(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
     tolerance = _tolerance("camvid32", options)
     spec = classes_or_default(root, classes, None) if classes is not None or (root / "classes.yaml").is_file() \
@@ -86,9 +90,3 @@ def open_camvid32(root: Path, classes: ClassesArg, options: dict[str, str]) -> D
     splits = {s: pair_by_stem(root / s, root / f"{s}_labels", mask_suffix="_L")
               for s in SPLITS if (root / f"{s}_labels").is_dir()}
     return DatasetIndex(root, "camvid32", spec, splits, ColorMaskReader(spec, tolerance))
-
-
-register_format(Format("camvid32", detect_camvid32, open_camvid32,
-                       "train/ train_labels/ (<stem>_L.png colour masks) + class_dict.csv", detect_order=25))
-register_format(Format("composite", detect_composite, open_composite,
-                       "train/ val/ of photo|colour-mask images side by side", detect_order=80))

@@ -13,19 +13,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pixelwise.data.classes import get_preset
-from pixelwise.data.formats import (
+from pixelwise.core.errors import ConfigError, DataError
+from pixelwise.data.formats.base import (
     ClassesArg,
     DatasetIndex,
-    Format,
     classes_or_default,
     pair_by_stem,
     register_format,
     take_options,
 )
 from pixelwise.data.label_tables import pets_trimap_lookup
+from pixelwise.data.presets import get_preset
 from pixelwise.data.sample import LookupReader, Sample
-from pixelwise.errors import ConfigError, DataError
 
 
 def detect_pets(root: Path) -> bool:
@@ -52,6 +51,8 @@ def index_pets(root: Path) -> dict[str, list[Sample]]:
     return splits
 
 
+@register_format("pets", detect=detect_pets, detect_order=20,
+                 description="images/ + annotations/trimaps/ + trainval.txt/test.txt")
 def open_pets(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
     options = take_options("pets", options, {"border": ("ignore", "pet", "background")})
     spec = classes_or_default(root, classes, "pets")
@@ -64,7 +65,3 @@ def open_pets(root: Path, classes: ClassesArg, options: dict[str, str]) -> Datas
     reader = LookupReader(spec, table, what="trimap value",
                           valid="trimaps hold 1 pet, 2 background, 3 border")
     return DatasetIndex(root, "pets", spec, index_pets(root), reader)
-
-
-register_format(Format("pets", detect_pets, open_pets, "images/ + annotations/trimaps/ + trainval.txt/test.txt",
-                       detect_order=20))

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.data.formats import (
+from pixelwise.core.errors import ConfigError, DataError
+from pixelwise.data.formats.base import (
     ClassesArg,
     DatasetIndex,
-    Format,
     classes_or_default,
     files_by_stem,
     register_format,
@@ -35,7 +35,6 @@ from pixelwise.data.formats import (
 from pixelwise.data.io import IMAGE_EXTENSIONS
 from pixelwise.data.rle import merge_rles
 from pixelwise.data.sample import Sample, SampleReader, to_class_ids
-from pixelwise.errors import ConfigError, DataError
 
 CLASS_COLUMNS = ("ClassId", "class_id", "class", "category")
 
@@ -91,6 +90,8 @@ def _read_rows(path: Path, class_column: str | None) -> dict[str, list[tuple[str
     return rows
 
 
+@register_format("rle-csv", detect=detect_rle_csv, detect_order=40,
+                 description="a CSV with ImageId,EncodedPixels beside an image folder")
 def open_rle_csv(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
     options = take_options("rle-csv", options, {"csv": None, "images": None, "order": ("F", "C"),
                                                 "class_column": None})
@@ -124,7 +125,3 @@ def open_rle_csv(root: Path, classes: ClassesArg, options: dict[str, str]) -> Da
     spec = classes_or_default(root, classes, "binary")
     return DatasetIndex(root, "rle-csv", spec, splits, RleCsvReader(spec, dict(rows), options.get("order", "F"),
                                                                      csv_path))
-
-
-register_format(Format("rle-csv", detect_rle_csv, open_rle_csv,
-                       "a CSV with ImageId,EncodedPixels beside an image folder", detect_order=40))

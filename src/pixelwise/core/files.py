@@ -1,0 +1,124 @@
+"""Crash-safe writes: a result file is either the old one or the new one, never a part of either.
+
+Every file pixelwise writes as a result (checkpoints, metrics, plots, exports, converted datasets)
+goes through :func:`atomic_path`: the writer fills a temporary file in the same folder, which is
+flushed to disk (fsync) and then renamed over the destination, and the folder's entry is synced too.
+A crash, Ctrl-C or full disk at any moment leaves the previous file intact and no half-written file
+under the destination's name; the temporary file of a failed write is removed.
+
+>>> import tempfile, json
+>>> path = Path(tempfile.mkdtemp()) / "metrics.json"
+>>> write_json(path, {"miou": 0.5})
+>>> json.loads(path.read_text())
+{'miou': 0.5}
+>>> sorted(p.name for p in path.parent.iterdir())
+['metrics.json']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def make_readable(path: str | Path) -> None:
+    """Give a file the permissions of a normal new file (safetensors and mkstemp write 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def fsync_path(path: str | Path) -> None:
+    """Flush a file, or a folder's entries, to disk (a no-op where the OS cannot open folders)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on folders; the rename is still atomic there
+    finally:
+        os.close(fd)
+
+
+def temporary_sibling(path: Path) -> Path:
+    """A hidden name beside ``path`` that keeps its suffix (writers such as cv2 and matplotlib choose the
+    format by it) and holds the process id (two processes writing one file do not share a temp file)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, durable: bool = True) -> Iterator[Path]:
+    """Yield a temporary path to write ``path``'s new content to; on success it replaces ``path``.
+
+    ``durable=False`` skips the two fsyncs: the rename is still atomic, but a power cut may lose the
+    newest files. For bulk outputs that are cheap to make again (thousands of predicted masks), where an
+    fsync per file would cost more than the encoding.
+
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with atomic_path(target) as tmp:
+    ...     _ = tmp.write_text("new")
+    >>> target.read_text()
+    'new'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(path)
+    try:
+        yield tmp
+        if durable:
+            fsync_path(tmp)
+        make_readable(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_path(path.parent)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    write_bytes(path, text.encode())
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write ``data`` as indented JSON to ``path`` atomically."""
+    write_text(path, json.dumps(data, indent=2))
+
+
+def publish_folder(staging: str | Path, dest: str | Path) -> None:
+    """Move a fully written ``staging`` folder to ``dest`` (which must not exist, or be an empty folder).
+
+    Both live in the same parent, so the rename is atomic: ``dest`` appears complete or not at all.
+    """
+    staging, dest = Path(staging), Path(dest)
+    for file in staging.rglob("*"):
+        if file.is_file():
+            fsync_path(file)
+    if dest.is_dir() and not any(dest.iterdir()):
+        dest.rmdir()
+    os.replace(staging, dest)
+    fsync_path(dest.parent)
+
+
+def remove_quietly(path: str | Path) -> None:
+    """Remove a file or folder tree if it exists; errors are ignored (used to clean up temporaries)."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

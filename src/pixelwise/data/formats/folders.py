@@ -1,0 +1,62 @@
+"""``folders``: ``images/`` + ``masks/`` single-channel index PNGs matched by file stem.
+
+Splits come from subfolders (``images/train``, ``masks/train`` or ``train/images``, ``train/masks``) or
+from list files (``train.txt``, ``val.txt``: one stem per line). With neither, every 10th image goes
+to ``val``. Classes come from ``classes.yaml`` beside the data or ``--classes``.
+
+>>> import tempfile
+>>> root = Path(tempfile.mkdtemp())
+>>> (root / "images").mkdir()
+>>> detect_folders(root)
+True
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pixelwise.data.formats.base import (
+    SPLITS,
+    ClassesArg,
+    DatasetIndex,
+    classes_or_default,
+    pair_by_stem,
+    read_list,
+    register_format,
+    split_samples,
+    take_options,
+)
+from pixelwise.data.sample import Sample
+
+# Top-level folder names of the folders layout; the singular ones are the U-Net tutorials' (image/, label/).
+IMAGE_DIRS, MASK_DIRS = ("images", "image"), ("masks", "labels", "label")
+
+
+def detect_folders(root: Path) -> bool:
+    return any((root / n).is_dir() for n in IMAGE_DIRS) or any((root / s / "images").is_dir() for s in SPLITS)
+
+
+def _folder(root: Path, names: tuple[str, ...]) -> Path:
+    return next((root / n for n in names if (root / n).is_dir()), root / names[0])
+
+
+def index_folders(root: Path) -> dict[str, list[Sample]]:
+    if any((root / "images" / s).is_dir() for s in SPLITS):
+        return {s: pair_by_stem(root / "images" / s, root / "masks" / s)
+                for s in SPLITS if (root / "images" / s).is_dir()}
+    if any((root / s / "images").is_dir() for s in SPLITS):
+        return {s: pair_by_stem(root / s / "images", root / s / "masks")
+                for s in SPLITS if (root / s / "images").is_dir()}
+    image_dir, mask_dir = _folder(root, IMAGE_DIRS), _folder(root, MASK_DIRS)
+    list_files = {s: root / f"{s}.txt" for s in SPLITS if (root / f"{s}.txt").is_file()}
+    if list_files:
+        return {s: pair_by_stem(image_dir, mask_dir, read_list(f)) for s, f in list_files.items()}
+    return split_samples(root, pair_by_stem(image_dir, mask_dir))
+
+
+# Last in auto-detection: an images/ folder is also part of more specific layouts (pets, COCO).
+@register_format("folders", detect=detect_folders, detect_order=90,
+                 description="images/ + masks/ index PNGs, split by subfolders or train.txt/val.txt")
+def open_folders(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
+    take_options("folders", options, {})
+    return DatasetIndex(root, "folders", classes_or_default(root, classes, None), index_folders(root))

@@ -1,0 +1,131 @@
+"""Checkpoints: weights in safetensors, with everything needed to use them stored beside.
+
+The metadata (architecture and init kwargs, classes, palette, ignore index, normalisation,
+training input size, pixelwise version) is JSON in the safetensors header, so a checkpoint
+rebuilds its model alone and loading never unpickles anything.
+
+>>> import tempfile, os, pixelwise
+>>> from pixelwise.data.presets import get_preset
+>>> model = pixelwise.create_model("unet", num_classes=2, base_filters=4, depth=2)
+>>> path = os.path.join(tempfile.mkdtemp(), "m.safetensors")
+>>> save_checkpoint(path, model, CheckpointMeta.for_model(model, get_preset("binary")))
+>>> load_model(path).init_kwargs["base_filters"]
+4
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch.nn as nn
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from pixelwise.core.constants import IMAGENET_MEAN, IMAGENET_STD
+from pixelwise.core.errors import CheckpointError
+from pixelwise.core.files import atomic_path
+from pixelwise.core.version import __version__
+from pixelwise.data.classes import ClassSpec
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class CheckpointMeta:
+    """What a checkpoint says about its model besides the weights."""
+
+    model: str
+    model_kwargs: dict[str, Any]
+    classes: ClassSpec
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    input_size: tuple[int, int] | None = None
+    version: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_model(cls, model: nn.Module, classes: ClassSpec, **kwargs: Any) -> CheckpointMeta:
+        """Metadata for a model built by :func:`pixelwise.create_model`."""
+        # Pretrained weights are inside the checkpoint: rebuilding must not look for them again.
+        model_kwargs = {k: v for k, v in model.init_kwargs.items() if k != "encoder_weights"}
+        return cls(model=model.model_name, model_kwargs=model_kwargs, classes=classes, **kwargs)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["classes"] = self.classes.model_dump()
+
+        data["version"] = __version__
+        data["format_version"] = FORMAT_VERSION
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> CheckpointMeta:
+        data = json.loads(text)
+        data.pop("format_version", None)
+        data["classes"] = ClassSpec.model_validate(data["classes"])
+        data["mean"], data["std"] = tuple(data["mean"]), tuple(data["std"])
+        if data.get("input_size"):
+            data["input_size"] = tuple(data["input_size"])
+        return cls(**data)
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta) -> None:
+    """Write weights + metadata atomically (a crash mid-write never leaves a half file at ``path``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = getattr(model, "_orig_mod", model)  # torch.compile wraps the module
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={"pixelwise": meta.to_json()})
+
+
+def read_meta(path: str | Path) -> CheckpointMeta:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found; pass the .safetensors file a training run wrote")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({str(e).splitlines()[0]}); "
+                              "the file is truncated or corrupt, use another checkpoint") from None
+    if "pixelwise" not in metadata:
+        raise CheckpointError(f"{path}: safetensors file without pixelwise metadata; it was not written by "
+                              "pixelwise (for encoder weights use --encoder-weights)")
+    try:
+        return CheckpointMeta.from_json(metadata["pixelwise"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: pixelwise metadata is damaged ({e.__class__.__name__})") from None
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[nn.Module, CheckpointMeta]:
+    """Rebuild the model stored at ``path`` and load its weights; returns ``(model, meta)``."""
+    from pixelwise.models import create_model
+
+    meta = read_meta(path)
+    model = create_model(meta.model, **meta.model_kwargs)
+    try:
+        from safetensors.torch import load_file
+
+        state = load_file(str(path), device=device)
+        model.load_state_dict(state)
+    except (SafetensorError, RuntimeError, OSError) as e:
+        raise CheckpointError(f"{path}: weights cannot be loaded ({str(e).splitlines()[0][:200]}); the file is "
+                              "truncated or corrupt") from None
+    model.meta = meta
+    return model.eval(), meta
+
+
+def load_model(path: str | Path, device: str = "cpu") -> nn.Module:
+    """The model of a checkpoint, in eval mode, with its metadata as ``model.meta``.
+
+    >>> try:
+    ...     load_model("missing.safetensors")
+    ... except CheckpointError as e:
+    ...     print(e)
+    missing.safetensors: checkpoint not found; pass the .safetensors file a training run wrote
+    """
+    return load_checkpoint(path, device)[0]

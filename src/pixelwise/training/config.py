@@ -1,0 +1,156 @@
+"""The training recipe: one validated object, from YAML and/or command-line flags.
+
+Unknown keys and bad values are errors with one line naming the key.
+
+>>> cfg = TrainConfig(data="data/camvid", img_size="352x480", time_budget="30m")
+>>> cfg.img_size, cfg.time_budget_seconds
+((352, 480), 1800.0)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pixelwise.core.errors import ConfigError
+from pixelwise.core.yamlfile import read_yaml
+from pixelwise.data.transforms import AugmentOptions
+
+
+def parse_size(value: Any) -> tuple[int, int] | None:
+    """``"352x480"``, ``[352, 480]`` or ``256`` (square) to ``(height, width)``."""
+    if value is None or isinstance(value, tuple) and len(value) == 2:
+        return value
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, list) and len(value) == 2:
+        return (int(value[0]), int(value[1]))
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(value))
+    if not match:
+        raise ValueError(f"'{value}' is not a size; write HxW, e.g. 256x256")
+    return (int(match[1]), int(match[2]))
+
+
+def parse_duration(value: str | float | int | None) -> float | None:
+    """``"30m"``, ``"1h30m"``, ``"90s"``, ``"2h"`` or a number of seconds, to seconds."""
+    if value is None or isinstance(value, int | float):
+        return None if value is None else float(value)
+    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", value)
+    if not parts or not any(parts.groups()):
+        raise ValueError(f"'{value}' is not a duration; write e.g. 90s, 30m, 1h30m")
+    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
+    return h * 3600 + m * 60 + s
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # data
+    data: str | None = None
+    format: str = "auto"
+    classes: str | None = None  # preset name or classes.yaml path; default: classes.yaml beside the data
+    train_split: str = "train"
+    val_split: str = "val"
+    img_size: tuple[int, int] | None = (256, 256)  # (height, width) images are resized to
+    augment: AugmentOptions = Field(default_factory=AugmentOptions)
+    workers: int | None = Field(None, ge=0)  # None or "auto": resolve_workers picks (0 on 2 cores)
+    cache: bool = True  # decode + resize every sample once into a memory-mapped file (see data/cache.py)
+    cache_max_gb: float = Field(8.0, gt=0)  # a larger dataset is read from its files every epoch
+
+    # model
+    model: str = "unet"
+    encoder: str | None = None
+    encoder_weights: str | None = None  # none | PATH | imagenet
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)  # e.g. {base_filters: 32, depth: 4}
+    # Fine-tuning a pretrained encoder (see training/finetune.py): its learning rate is lr times this,
+    # and it is frozen (decoder only) for the first this-many epochs.
+    encoder_lr_mult: float = Field(1.0, gt=0)
+    freeze_encoder_epochs: int = Field(0, ge=0)
+
+    # optimisation
+    loss: str = "ce"
+    # A weight per class for the CE loss, or computed from the training masks: "auto"/"median"
+    # (median-frequency balancing, as SegNet) or "inverse" (inverse frequency).
+    class_weights: list[float] | Literal["auto", "median", "inverse"] | None = None
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    schedule: Literal["poly", "cosine", "onecycle", "constant"] = "poly"
+    warmup: float = Field(0.02, ge=0, lt=1)  # fraction of training spent warming up the learning rate
+    grad_clip: float | None = Field(1.0, gt=0)
+    batch_size: int = Field(8, ge=1)
+    epochs: int | None = Field(None, ge=1)
+    time_budget: str | None = None  # e.g. 30m; training stops (and evaluates) when it is spent
+    patience: int | None = Field(None, ge=1)  # early stopping: epochs without a better val mIoU
+
+    # run
+    precision: str = "auto"  # auto | bf16 | fp16 | fp32
+    device: str = "auto"
+    channels_last: bool | None = None  # None: on whenever bf16/fp16 autocast is on
+    compile: bool = False  # torch.compile the training forward (falls back to eager with a warning)
+    seed: int = 0
+    out: str | None = None
+    num_preview: int = Field(4, ge=0)  # validation images in the prediction grid
+    progress: bool = True
+
+    @field_validator("img_size", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> tuple[int, int] | None:
+        size = parse_size(v)
+        if size is not None and min(size) < 1:
+            raise ValueError(f"{v} is not a size; both sides must be at least 1 pixel")
+        return size
+
+    @field_validator("time_budget", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> str | None:
+        if v is not None:
+            parse_duration(str(v))
+            return str(v)
+        return None
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, v: Any) -> Any:
+        return None if v == "auto" else v  # "auto" (as in a recipe) = the default: resolve_workers picks
+
+    @model_validator(mode="after")
+    def _default_epochs(self) -> TrainConfig:
+        if self.epochs is None and self.time_budget is None:
+            object.__setattr__(self, "epochs", 30)
+        return self
+
+    @property
+    def time_budget_seconds(self) -> float | None:
+        return parse_duration(self.time_budget)
+
+
+def describe_error(error: ValidationError, source: str = "") -> str:
+    """One line for the first problem of a pydantic error."""
+    err = error.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "value"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown option (check the spelling; see `pixelwise train --help`)"
+    where = f"{source}: " if source else ""
+    return f"{where}{key}: {msg}"
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """A recipe from ``path`` (YAML) with ``overrides`` (flags; ``None`` means "not given") on top."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        loaded = read_yaml(path, ConfigError, "recipe file not found")
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: a recipe is a mapping of option: value")
+        data = loaded or {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(describe_error(e, str(path) if path else "")) from None

@@ -1,0 +1,128 @@
+"""Tests for pixelwise.training.losses: ignored pixels, class weights, Dice extremes and building by name."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pixelwise.core.errors import ConfigError
+from pixelwise.training.losses import CrossEntropyLoss, DiceLoss, SumLoss, build_loss
+
+
+def batch(seed: int = 0, n: int = 2, c: int = 3, h: int = 4, w: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, c, h, w, generator=gen)
+    target = torch.randint(0, c, (n, h, w), generator=gen)
+    target[0, 0, :3] = -1
+    target[-1, 2:, 4] = -1
+    return logits, target
+
+
+def confident(target: torch.Tensor, num_classes: int, scale: float = 30.0) -> torch.Tensor:
+    """Logits that put (almost) all probability on ``target``'s class at every pixel."""
+    return F.one_hot(target.clamp(min=0), num_classes).permute(0, 3, 1, 2).float() * scale
+
+
+def test_ce_ignores_minus_one_pixels():
+    logits, target = batch()
+    valid = target >= 0
+    flat_logits = logits.permute(0, 2, 3, 1)[valid]  # (P, C) of the valid pixels only
+    expected = F.cross_entropy(flat_logits, target[valid])
+    assert float(CrossEntropyLoss()(logits, target)) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_ce_value_does_not_depend_on_logits_at_ignored_pixels():
+    logits, target = batch()
+    changed = logits.clone()
+    changed[0, :, 0, :3] = torch.tensor([100.0, -100.0, 0.0])[:, None]
+    loss = CrossEntropyLoss()
+    assert float(loss(changed, target)) == pytest.approx(float(loss(logits, target)), rel=1e-6)
+
+
+def test_ce_class_weights_match_functional():
+    logits, target = batch(seed=1)
+    weights = [0.2, 1.0, 3.0]
+    expected = F.cross_entropy(logits, target, weight=torch.tensor(weights), ignore_index=-1)
+    unweighted = F.cross_entropy(logits, target, ignore_index=-1)
+    got = CrossEntropyLoss(weights)(logits, target)
+    assert float(got) == pytest.approx(float(expected), rel=1e-6)
+    assert abs(float(got) - float(unweighted)) > 1e-3
+
+
+def test_ce_accepts_half_logits():
+    logits, target = batch(seed=2)
+    got = CrossEntropyLoss()(logits.half(), target)
+    assert got.dtype == torch.float32
+    expected = F.cross_entropy(logits.half().float(), target, ignore_index=-1)
+    assert float(got) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_dice_perfect_prediction_is_near_zero():
+    _, target = batch()
+    target = target.clamp(min=0)
+    loss = DiceLoss()(confident(target, 3), target)
+    assert float(loss) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_dice_wrong_prediction_is_near_one():
+    target = torch.zeros(1, 8, 8, dtype=torch.long)
+    wrong = torch.ones(1, 8, 8, dtype=torch.long)
+    loss = DiceLoss()(confident(wrong, 2), target)
+    # only class 0 is in the truth: 1 - (2*0 + 1) / (0 + 64 + 1)
+    assert float(loss) == pytest.approx(1 - 1 / 65, abs=1e-5)
+    assert float(loss) > 0.95
+
+
+def test_dice_hand_computed_uniform_prediction():
+    # uniform probabilities 1/2 everywhere, truth: 3 pixels of class 0 and 1 of class 1
+    target = torch.tensor([[[0, 0], [0, 1]]])
+    logits = torch.zeros(1, 2, 2, 2)
+    dice0 = (2 * 1.5 + 1) / (2 + 3 + 1)
+    dice1 = (2 * 0.5 + 1) / (2 + 1 + 1)
+    expected = 1 - (dice0 + dice1) / 2
+    assert float(DiceLoss()(logits, target)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_dice_ignores_minus_one_pixels():
+    logits, target = batch(seed=3, n=1, w=6)
+    target[0, :, 4:] = -1
+    full = DiceLoss()(logits, target)
+    cropped = DiceLoss()(logits[..., :4], target[..., :4])
+    assert float(full) == pytest.approx(float(cropped), rel=1e-6)
+    # and what the logits say at ignored pixels does not matter
+    changed = logits.clone()
+    changed[..., 4:] = torch.randn(1, 3, 4, 2) * 10
+    assert float(DiceLoss()(changed, target)) == pytest.approx(float(full), rel=1e-6)
+
+
+def test_build_single_losses():
+    assert isinstance(build_loss("ce", 3), CrossEntropyLoss)
+    assert isinstance(build_loss(" dice ", 3), DiceLoss)
+
+
+def test_build_ce_plus_dice_is_sum():
+    logits, target = batch(seed=4)
+    loss = build_loss("ce+dice", 3)
+    assert isinstance(loss, SumLoss)
+    expected = CrossEntropyLoss()(logits, target) + DiceLoss()(logits, target)
+    assert float(loss(logits, target)) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_build_passes_class_weights_to_ce():
+    logits, target = batch(seed=5)
+    weights = [1.0, 0.0, 2.0]
+    loss = build_loss("ce + dice", 3, class_weights=weights)
+    expected = (F.cross_entropy(logits, target, weight=torch.tensor(weights), ignore_index=-1)
+                + DiceLoss()(logits, target))
+    assert float(loss(logits, target)) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_unknown_loss_is_config_error():
+    with pytest.raises(ConfigError, match=r"unknown loss 'focal'"):
+        build_loss("ce+focal", 3)
+
+
+def test_wrong_length_class_weights_is_config_error():
+    with pytest.raises(ConfigError, match=r"class_weights has 2 values for 3 classes"):
+        build_loss("ce", 3, class_weights=[1.0, 2.0])
