@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,33 @@ def publish_folder(staging: str | Path, dest: str | Path) -> None:
         dest.rmdir()
     os.replace(staging, dest)
     fsync_path(dest.parent)
+
+
+@contextlib.contextmanager
+def staged_folder(dest: str | Path) -> Iterator[Path]:
+    """Yield a new private folder beside ``dest`` to fill; when the block ends without an error it becomes
+    ``dest`` (see :func:`publish_folder`), otherwise it is removed. A crash leaves at most a hidden
+    ``.<name>-*.partial`` folder, never a half-filled ``dest``.
+
+    >>> import tempfile
+    >>> dest = Path(tempfile.mkdtemp()) / "dataset"
+    >>> with staged_folder(dest) as work:
+    ...     _ = (work / "classes.yaml").write_text("classes: []")
+    >>> sorted(p.name for p in dest.iterdir())
+    ['classes.yaml']
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", suffix=".partial", dir=dest.parent))
+    try:
+        yield staging
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; a result folder is readable like any other
+        publish_folder(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def remove_quietly(path: str | Path) -> None:

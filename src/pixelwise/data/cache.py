@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
+from pixelwise.core.files import staged_folder
 from pixelwise.data.sample import Sample, SampleReader
 
 FORMAT_VERSION = 1
@@ -123,35 +123,28 @@ def build_cache(samples: Sequence[Sample], reader: SampleReader, size: tuple[int
 
     # A private temporary folder per build: two runs starting at once build side by side, and the
     # first to finish publishes its folder with an atomic rename.
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=root))
     table = np.zeros((len(samples), 5), np.int64)
     offset = 0
     try:
-        with open(tmp / "data.u8", "wb") as f, ThreadPoolExecutor(max(1, workers)) as pool:
-            bar = tqdm(total=len(samples), desc="caching", disable=None if progress else True, leave=False)
-            for i, (image, mask) in enumerate(pool.map(prepare, samples)):
-                f.write(np.ascontiguousarray(image).tobytes())
-                f.write(np.ascontiguousarray(mask, dtype=np.uint8).tobytes())
-                table[i] = (offset, *image.shape[:2], *mask.shape)
-                offset += image.size + mask.size
-                bar.update()
-            bar.close()
-        np.save(tmp / "table.npy", table)
-        # Caches of the same samples with other files or settings are stale now.
-        for old in root.glob("*/owner.json"):
-            if old.parent != folder and old.read_text() == _owner(samples, size, resize_mask) and not _in_use(old):
-                shutil.rmtree(old.parent, ignore_errors=True)
-        (tmp / "owner.json").write_text(_owner(samples, size, resize_mask))
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another run published the same cache first: use theirs
-            if not (folder / "table.npy").is_file():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with staged_folder(folder) as tmp:
+            with open(tmp / "data.u8", "wb") as f, ThreadPoolExecutor(max(1, workers)) as pool:
+                bar = tqdm(total=len(samples), desc="caching", disable=None if progress else True, leave=False)
+                for i, (image, mask) in enumerate(pool.map(prepare, samples)):
+                    f.write(np.ascontiguousarray(image).tobytes())
+                    f.write(np.ascontiguousarray(mask, dtype=np.uint8).tobytes())
+                    table[i] = (offset, *image.shape[:2], *mask.shape)
+                    offset += image.size + mask.size
+                    bar.update()
+                bar.close()
+            np.save(tmp / "table.npy", table)
+            # Caches of the same samples with other files or settings are stale now.
+            for old in root.glob("*/owner.json"):
+                if old.parent != folder and old.read_text() == _owner(samples, size, resize_mask) and not _in_use(old):
+                    shutil.rmtree(old.parent, ignore_errors=True)
+            (tmp / "owner.json").write_text(_owner(samples, size, resize_mask))
+    except OSError:  # another run published the same cache first: use theirs
+        if not (folder / "table.npy").is_file():
+            raise
     return SampleCache(folder, samples)
 
 

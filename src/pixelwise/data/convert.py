@@ -19,9 +19,7 @@ present); ignored pixels cannot be stored in RLE and become background (their co
 from __future__ import annotations
 
 import csv
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import numpy as np
 
 from pixelwise.core.constants import MASK_IGNORE
 from pixelwise.core.errors import ConfigError, DataError
+from pixelwise.core.files import staged_folder
 from pixelwise.data.formats import ClassesArg, open_dataset
 from pixelwise.data.io import write_png
 from pixelwise.data.rle import rle_encode
@@ -60,22 +59,14 @@ def convert_dataset(src: str | Path, dst: str | Path, format: str = "auto", clas
     spec, reader = index.classes, index.reader
     if to == "rle-csv" and spec.num_classes > 255:
         raise ConfigError("rle-csv holds at most 255 classes")
-    # Build everything in a sibling temporary folder and move it into place at the end, so an
-    # interrupted conversion never leaves a half dataset at DST.
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dst.name}-", dir=dst.parent))
-    try:
+    # Build everything in a sibling temporary folder that becomes DST at the end, so an interrupted
+    # conversion never leaves a half dataset at DST.
+    with staged_folder(dst) as work:
         result = (_to_folders if to == "folders" else _to_rle_csv)(index, reader, work)
         spec_out = spec
         if spec.ignore_index is None and result.get("ignored", 0) and to == "folders":
             spec_out = spec.model_copy(update={"ignore_index": MASK_IGNORE})  # unmatched colours were ignored
         spec_out.to_yaml(work / "classes.yaml")
-        if dst.exists():
-            dst.rmdir()
-        os.replace(work, dst)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return ConvertResult(dst, result["images"], result.get("ignored", 0) if to == "rle-csv" else 0)
 
 

@@ -28,7 +28,6 @@ import os
 import posixpath
 import shutil
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -39,6 +38,7 @@ from pathlib import Path, PureWindowsPath
 from tqdm import tqdm
 
 from pixelwise.core.errors import ConfigError, DataError
+from pixelwise.core.files import staged_folder
 
 CHUNK = 1 << 20
 RECORD = ".sha256"  # sha256sum-style lines; written last, so it also marks a finished download
@@ -267,11 +267,10 @@ def download_dataset(name: str, to: str | Path, progress: bool = True, base_url:
         archives.append((resource, archive, sha256))
     for old in root.glob(f".{key}-*.partial"):  # left by a killed run, which cannot clean up after itself
         shutil.rmtree(old, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", suffix=".partial", dir=root)).resolve()
-    try:
+    with staged_folder(dest) as staging:
         for resource, archive, _ in archives:
             try:
-                _extract(archive, resource, staging)
+                _extract(archive, resource, staging.resolve())
             except (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, EOFError) as e:
                 raise DataError(f"{archive}: cannot unpack ({e}); delete it and run again") from e
         missing = [p for p in source.layout if not (staging / p).exists()]
@@ -281,11 +280,4 @@ def download_dataset(name: str, to: str | Path, progress: bool = True, base_url:
         if source.classes_yaml:
             (staging / "classes.yaml").write_text(source.classes_yaml)
         (staging / RECORD).write_text("".join(f"{sha}  {a.name}\n" for _, a, sha in archives))
-        staging.chmod(0o755)  # mkdtemp makes it private; a dataset folder should be readable like any other
-        if dest.is_dir():
-            dest.rmdir()
-        os.replace(staging, dest)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return dest

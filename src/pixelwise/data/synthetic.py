@@ -74,17 +74,9 @@ def _tree(rng, h, w):
     return _flat(h, w, base) * (1 + 0.35 * blotch[..., None])  # leafy blotches
 
 
-def make_scene(rng: np.random.Generator, height: int = 128, width: int = 160) -> tuple[np.ndarray, np.ndarray]:
-    """One street scene: ``(H, W, 3)`` uint8 RGB image and its ``(H, W)`` uint8 label map."""
-    h, w = height, width
-    image = np.zeros((h, w, 3), np.float32)
-    mask = np.zeros((h, w), np.uint8)
-    yy, xx = np.mgrid[0:h, 0:w]
-    horizon = int(h * rng.uniform(0.35, 0.55))
-
-    _fill(image, mask, yy < horizon, _sky(rng, h, w), SKY)
-
-    # Buildings stand on the horizon: a row of blocks of random width and height.
+def _add_buildings(rng, image, mask, yy, xx, horizon: int) -> None:
+    """Buildings stand on the horizon: a row of blocks of random width and height."""
+    h, w = mask.shape
     x = int(rng.integers(-10, 10))
     while x < w:
         bw, top = int(rng.integers(w // 8, w // 3)), int(horizon - rng.uniform(0.2, 0.95) * horizon)
@@ -93,7 +85,11 @@ def make_scene(rng: np.random.Generator, height: int = 128, width: int = 160) ->
                   BUILDING)
         x += bw + int(rng.integers(0, w // 10))
 
-    # Ground: road as a perspective trapezoid to a vanishing point, pavement on both sides.
+
+def _add_ground(rng, image, mask, yy, xx, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Road as a perspective trapezoid to a vanishing point, pavement on both sides; returns the road's
+    centre and half width per pixel (the cars stand on it)."""
+    h, w = mask.shape
     vanish_x = w * rng.uniform(0.3, 0.7)
     half_bottom = w * rng.uniform(0.3, 0.55)
     t = np.clip((yy - horizon) / max(h - horizon, 1), 0, 1)
@@ -102,8 +98,12 @@ def make_scene(rng: np.random.Generator, height: int = 128, width: int = 160) ->
     ground = yy >= horizon
     _fill(image, mask, ground, _pavement(rng, h, w), PAVEMENT)
     _fill(image, mask, ground & (np.abs(xx - centre) < road_half), _road(rng, h, w), ROAD)
+    return centre, road_half
 
-    # Trees: leafy discs on trunks, in front of buildings near the horizon.
+
+def _add_trees(rng, image, mask, yy, xx, horizon: int) -> None:
+    """Leafy discs on trunks, in front of buildings near the horizon."""
+    h, w = mask.shape
     for _ in range(int(rng.integers(0, 4))):
         cx, r = int(rng.integers(0, w)), int(rng.integers(h // 12, h // 6))
         cy = int(horizon - r - rng.integers(0, h // 10))
@@ -113,7 +113,10 @@ def make_scene(rng: np.random.Generator, height: int = 128, width: int = 160) ->
         tex[trunk & ~crown] = np.array([80, 60, 40], np.float32)
         _fill(image, mask, crown | trunk, tex, TREE)
 
-    # Cars on the road, bigger when nearer: a body, dark windows and two wheels.
+
+def _add_cars(rng, image, mask, yy, xx, horizon: int, centre: np.ndarray, road_half: np.ndarray) -> None:
+    """Cars on the road, bigger when nearer: a body, dark windows and two wheels."""
+    h, w = mask.shape
     for _ in range(int(rng.integers(0, 4))):
         cy_bottom = int(rng.integers(horizon + (h - horizon) // 4, h + 4))
         scale = (cy_bottom - horizon) / max(h - horizon, 1)
@@ -132,6 +135,22 @@ def make_scene(rng: np.random.Generator, height: int = 128, width: int = 160) ->
         tex[wheels] = 25
         _fill(image, mask, body | cabin | wheels, tex, CAR)
 
+
+def make_scene(rng: np.random.Generator, height: int = 128, width: int = 160) -> tuple[np.ndarray, np.ndarray]:
+    """One street scene: ``(H, W, 3)`` uint8 RGB image and its ``(H, W)`` uint8 label map.
+
+    Layers are painted back to front, each drawing from ``rng`` in a fixed order, so a seed gives one scene.
+    """
+    h, w = height, width
+    image = np.zeros((h, w, 3), np.float32)
+    mask = np.zeros((h, w), np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w]
+    horizon = int(h * rng.uniform(0.35, 0.55))
+    _fill(image, mask, yy < horizon, _sky(rng, h, w), SKY)
+    _add_buildings(rng, image, mask, yy, xx, horizon)
+    centre, road_half = _add_ground(rng, image, mask, yy, xx, horizon)
+    _add_trees(rng, image, mask, yy, xx, horizon)
+    _add_cars(rng, image, mask, yy, xx, horizon, centre, road_half)
     # Whole-image lighting and sensor noise: colours shift from image to image.
     image = image * rng.uniform(0.75, 1.25) + rng.normal(0, 6, image.shape)
     return np.clip(image, 0, 255).astype(np.uint8), mask

@@ -14,23 +14,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pixelwise.data.formats.base import (
-    SPLITS,
-    ClassesArg,
-    DatasetIndex,
-    classes_or_default,
-    pair_by_stem,
-    register_format,
-    take_options,
-)
+from pixelwise.data.formats import base
 
 
 def detect_camvid(root: Path) -> bool:
-    return any((root / f"{split}annot").is_dir() for split in SPLITS)
+    return any((root / f"{split}annot").is_dir() for split in base.SPLITS)
 
 
-@register_format("camvid", detect=detect_camvid, description="SegNet layout: train/ trainannot/ val/ valannot/")
-def open_camvid(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
-    take_options("camvid", options, {})
-    splits = {s: pair_by_stem(root / s, root / f"{s}annot") for s in SPLITS if (root / f"{s}annot").is_dir()}
-    return DatasetIndex(root, "camvid", classes_or_default(root, classes, "camvid"), splits)
+@base.register_format("camvid", detect=detect_camvid, description="SegNet layout: train/ trainannot/ val/ valannot/")
+def open_camvid(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> base.DatasetIndex:
+    base.take_options("camvid", options, {})
+    splits = {s: base.pair_by_stem(root / s, root / f"{s}annot") for s in base.SPLITS if (root / f"{s}annot").is_dir()}
+    return base.DatasetIndex(root, "camvid", base.classes_or_default(root, classes, "camvid"), splits)

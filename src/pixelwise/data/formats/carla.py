@@ -16,15 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelwise.core.errors import ConfigError
-from pixelwise.data.formats.base import (
-    ClassesArg,
-    DatasetIndex,
-    classes_or_default,
-    pair_by_stem,
-    register_format,
-    split_samples,
-    take_options,
-)
+from pixelwise.data.formats import base
 from pixelwise.data.label_tables import carla_reduced_lookup
 from pixelwise.data.presets import get_preset
 from pixelwise.data.sample import LookupReader, Sample
@@ -43,15 +35,15 @@ def detect_carla(root: Path) -> bool:
 
 
 def index_carla(root: Path) -> dict[str, list[Sample]]:
-    samples = [s for part in _parts(root) for s in pair_by_stem(part / "CameraRGB", part / "CameraSeg")]
-    return split_samples(root, samples)
+    samples = [s for part in _parts(root) for s in base.pair_by_stem(part / "CameraRGB", part / "CameraSeg")]
+    return base.split_samples(root, samples)
 
 
-@register_format("carla", detect=detect_carla, detect_order=30,
-                 description="CameraRGB/ + CameraSeg/ (class id in red)")
-def open_carla(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
-    take_options("carla", options, {})
-    spec = classes_or_default(root, classes, "carla")
+@base.register_format("carla", detect=detect_carla, detect_order=30,
+                      description="CameraRGB/ + CameraSeg/ (class id in red)")
+def open_carla(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> base.DatasetIndex:
+    base.take_options("carla", options, {})
+    spec = base.classes_or_default(root, classes, "carla")
     if spec == get_preset("carla"):
         table = np.full(256, 256, np.uint16)
         table[:NUM_CARLA] = np.arange(NUM_CARLA)
@@ -62,4 +54,4 @@ def open_carla(root: Path, classes: ClassesArg, options: dict[str, str]) -> Data
         raise ConfigError("CARLA targets are --classes carla (13 classes) or carla-reduced (other/road/vehicle)")
     reader = LookupReader(spec, table, channel=0, what="CARLA class id (red channel)",
                           valid=f"0..{NUM_CARLA - 1}")
-    return DatasetIndex(root, "carla", spec, index_carla(root), reader)
+    return base.DatasetIndex(root, "carla", spec, index_carla(root), reader)

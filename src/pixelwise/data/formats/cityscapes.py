@@ -21,13 +21,7 @@ import numpy as np
 
 from pixelwise.core.errors import ConfigError, DataError
 from pixelwise.data.classes import ClassSpec
-from pixelwise.data.formats.base import (
-    ClassesArg,
-    DatasetIndex,
-    classes_or_default,
-    register_format,
-    take_options,
-)
+from pixelwise.data.formats import base
 from pixelwise.data.label_tables import cityscapes_id_to_category, cityscapes_id_to_train_id
 from pixelwise.data.presets import get_preset
 from pixelwise.data.sample import LookupReader, Sample
@@ -73,10 +67,10 @@ def index_cityscapes(root: Path) -> dict[str, list[Sample]]:
     return splits
 
 
-@register_format("cityscapes", detect=detect_cityscapes, detect_order=10,
-                 description="leftImg8bit/<split>/<city>/ + gtFine/<split>/<city>/")
-def open_cityscapes(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
-    take_options("cityscapes", options, {})
-    spec = classes_or_default(root, classes, "cityscapes")
+@base.register_format("cityscapes", detect=detect_cityscapes, detect_order=10,
+                      description="leftImg8bit/<split>/<city>/ + gtFine/<split>/<city>/")
+def open_cityscapes(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> base.DatasetIndex:
+    base.take_options("cityscapes", options, {})
+    spec = base.classes_or_default(root, classes, "cityscapes")
     reader = LookupReader(spec, label_id_table(spec), what="Cityscapes label id", valid="0..33")
-    return DatasetIndex(root, "cityscapes", spec, index_cityscapes(root), reader)
+    return base.DatasetIndex(root, "cityscapes", spec, index_cityscapes(root), reader)

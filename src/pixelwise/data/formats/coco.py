@@ -41,14 +41,7 @@ from typing import Any
 from pixelwise.core.constants import MASK_IGNORE
 from pixelwise.core.errors import DataError
 from pixelwise.data.classes import ClassSpec, default_palette
-from pixelwise.data.formats.base import (
-    SPLITS,
-    ClassesArg,
-    DatasetIndex,
-    register_format,
-    split_samples,
-    take_options,
-)
+from pixelwise.data.formats import base
 from pixelwise.data.formats.coco_masks import Annotation, CocoReader, Record, mask_api
 from pixelwise.data.presets import resolve_classes
 from pixelwise.data.sample import Sample
@@ -69,7 +62,7 @@ def _coco_style(root: Path) -> list[Path]:
 
 
 def _crowdai_style(root: Path) -> list[tuple[str, Path]]:
-    return [(s, root / s / "annotation.json") for s in SPLITS if (root / s / "annotation.json").is_file()]
+    return [(s, root / s / "annotation.json") for s in base.SPLITS if (root / s / "annotation.json").is_file()]
 
 
 def detect_coco(root: Path) -> bool:
@@ -77,7 +70,7 @@ def detect_coco(root: Path) -> bool:
 
 
 def _split_order(name: str) -> tuple[int, str]:
-    return (SPLITS.index(name) if name in SPLITS else len(SPLITS), name)
+    return (base.SPLITS.index(name) if name in base.SPLITS else len(base.SPLITS), name)
 
 
 def _layout(root: Path) -> list[tuple[str, Path, Path]]:
@@ -215,11 +208,11 @@ def index_json(path: Path, data: dict, image_dir: Path, values: dict[Any, int]
     return sorted(samples, key=lambda s: str(s.image)), records
 
 
-@register_format("coco", detect=detect_coco, detect_order=35,
-                 description="COCO JSON: annotations/instances_<split>.json or "
-                             "<split>/images + <split>/annotation.json")
-def open_coco(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
-    options = take_options("coco", options, {"ann": None, "crowd": ("ignore", "class")})
+@base.register_format("coco", detect=detect_coco, detect_order=35,
+                      description="COCO JSON: annotations/instances_<split>.json or "
+                                  "<split>/images + <split>/annotation.json")
+def open_coco(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> base.DatasetIndex:
+    options = base.take_options("coco", options, {"ann": None, "crowd": ("ignore", "class")})
     crowd = options.get("crowd", "ignore")
     mask_api()  # fail now, not in the first DataLoader worker
     if "ann" in options:
@@ -255,9 +248,9 @@ def open_coco(root: Path, classes: ClassesArg, options: dict[str, str]) -> Datas
         if split:
             splits[split] = samples
         else:
-            splits = split_samples(root, samples)
+            splits = base.split_samples(root, samples)
     del jsons  # the parsed JSON: only the per-image records are kept
-    return DatasetIndex(root, "coco", spec, splits, CocoReader(spec, records, crowd))
+    return base.DatasetIndex(root, "coco", spec, splits, CocoReader(spec, records, crowd))
 
 
 def _custom_image_dir(root: Path, path: Path, data: dict) -> Path:

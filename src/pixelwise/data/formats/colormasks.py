@@ -21,22 +21,13 @@ from pathlib import Path
 from pixelwise.core.constants import COLOR_TOLERANCE
 from pixelwise.core.errors import ConfigError, DataError
 from pixelwise.data.classes import ClassSpec
-from pixelwise.data.formats.base import (
-    SPLITS,
-    ClassesArg,
-    DatasetIndex,
-    classes_or_default,
-    files_by_stem,
-    pair_by_stem,
-    register_format,
-    take_options,
-)
+from pixelwise.data.formats import base
 from pixelwise.data.io import IMAGE_EXTENSIONS, image_size
 from pixelwise.data.sample import ColorMaskReader, CompositeReader, Sample
 
 
 def _tolerance(fmt: str, options: dict[str, str]) -> float:
-    take_options(fmt, options, {"tolerance": None})
+    base.take_options(fmt, options, {"tolerance": None})
     try:
         return float(options.get("tolerance", COLOR_TOLERANCE))
     except ValueError:
@@ -45,8 +36,8 @@ def _tolerance(fmt: str, options: dict[str, str]) -> float:
 
 def detect_composite(root: Path) -> bool:
     """Split folders of images only, whose first image is about twice as wide as a photo."""
-    for split in SPLITS:
-        files = sorted(files_by_stem(root / split, IMAGE_EXTENSIONS).values())
+    for split in base.SPLITS:
+        files = sorted(base.files_by_stem(root / split, IMAGE_EXTENSIONS).values())
         if files and not (root / f"{split}annot").exists() and not (root / f"{split}_labels").exists():
             try:
                 height, width = image_size(files[0])
@@ -57,14 +48,14 @@ def detect_composite(root: Path) -> bool:
     return False
 
 
-@register_format("composite", detect=detect_composite, detect_order=80,
-                 description="train/ val/ of photo|colour-mask images side by side")
-def open_composite(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
+@base.register_format("composite", detect=detect_composite, detect_order=80,
+                      description="train/ val/ of photo|colour-mask images side by side")
+def open_composite(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> base.DatasetIndex:
     tolerance = _tolerance("composite", options)
-    spec = classes_or_default(root, classes, "cityscapes-labelids")
-    splits = {s: [Sample(p, p) for p in sorted(files_by_stem(root / s, IMAGE_EXTENSIONS).values())]
-              for s in SPLITS if (root / s).is_dir()}
-    return DatasetIndex(root, "composite", spec, splits, CompositeReader(spec, tolerance))
+    spec = base.classes_or_default(root, classes, "cityscapes-labelids")
+    splits = {s: [Sample(p, p) for p in sorted(base.files_by_stem(root / s, IMAGE_EXTENSIONS).values())]
+              for s in base.SPLITS if (root / s).is_dir()}
+    return base.DatasetIndex(root, "composite", spec, splits, CompositeReader(spec, tolerance))
 
 
 def read_class_dict(path: Path) -> ClassSpec:
@@ -78,15 +69,15 @@ def read_class_dict(path: Path) -> ClassSpec:
 
 
 def detect_camvid32(root: Path) -> bool:
-    return (root / "class_dict.csv").is_file() and any((root / f"{s}_labels").is_dir() for s in SPLITS)
+    return (root / "class_dict.csv").is_file() and any((root / f"{s}_labels").is_dir() for s in base.SPLITS)
 
 
-@register_format("camvid32", detect=detect_camvid32, detect_order=25,
-                 description="train/ train_labels/ (<stem>_L.png colour masks) + class_dict.csv")
-def open_camvid32(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
+@base.register_format("camvid32", detect=detect_camvid32, detect_order=25,
+                      description="train/ train_labels/ (<stem>_L.png colour masks) + class_dict.csv")
+def open_camvid32(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> base.DatasetIndex:
     tolerance = _tolerance("camvid32", options)
-    spec = classes_or_default(root, classes, None) if classes is not None or (root / "classes.yaml").is_file() \
+    spec = base.classes_or_default(root, classes, None) if classes is not None or (root / "classes.yaml").is_file() \
         else read_class_dict(root / "class_dict.csv")
-    splits = {s: pair_by_stem(root / s, root / f"{s}_labels", mask_suffix="_L")
-              for s in SPLITS if (root / f"{s}_labels").is_dir()}
-    return DatasetIndex(root, "camvid32", spec, splits, ColorMaskReader(spec, tolerance))
+    splits = {s: base.pair_by_stem(root / s, root / f"{s}_labels", mask_suffix="_L")
+              for s in base.SPLITS if (root / f"{s}_labels").is_dir()}
+    return base.DatasetIndex(root, "camvid32", spec, splits, ColorMaskReader(spec, tolerance))

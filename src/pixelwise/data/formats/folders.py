@@ -15,17 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pixelwise.data.formats.base import (
-    SPLITS,
-    ClassesArg,
-    DatasetIndex,
-    classes_or_default,
-    pair_by_stem,
-    read_list,
-    register_format,
-    split_samples,
-    take_options,
-)
+from pixelwise.data.formats import base
 from pixelwise.data.sample import Sample
 
 # Top-level folder names of the folders layout; the singular ones are the U-Net tutorials' (image/, label/).
@@ -33,7 +23,7 @@ IMAGE_DIRS, MASK_DIRS = ("images", "image"), ("masks", "labels", "label")
 
 
 def detect_folders(root: Path) -> bool:
-    return any((root / n).is_dir() for n in IMAGE_DIRS) or any((root / s / "images").is_dir() for s in SPLITS)
+    return any((root / n).is_dir() for n in IMAGE_DIRS) or any((root / s / "images").is_dir() for s in base.SPLITS)
 
 
 def _folder(root: Path, names: tuple[str, ...]) -> Path:
@@ -41,22 +31,22 @@ def _folder(root: Path, names: tuple[str, ...]) -> Path:
 
 
 def index_folders(root: Path) -> dict[str, list[Sample]]:
-    if any((root / "images" / s).is_dir() for s in SPLITS):
-        return {s: pair_by_stem(root / "images" / s, root / "masks" / s)
-                for s in SPLITS if (root / "images" / s).is_dir()}
-    if any((root / s / "images").is_dir() for s in SPLITS):
-        return {s: pair_by_stem(root / s / "images", root / s / "masks")
-                for s in SPLITS if (root / s / "images").is_dir()}
+    if any((root / "images" / s).is_dir() for s in base.SPLITS):
+        return {s: base.pair_by_stem(root / "images" / s, root / "masks" / s)
+                for s in base.SPLITS if (root / "images" / s).is_dir()}
+    if any((root / s / "images").is_dir() for s in base.SPLITS):
+        return {s: base.pair_by_stem(root / s / "images", root / s / "masks")
+                for s in base.SPLITS if (root / s / "images").is_dir()}
     image_dir, mask_dir = _folder(root, IMAGE_DIRS), _folder(root, MASK_DIRS)
-    list_files = {s: root / f"{s}.txt" for s in SPLITS if (root / f"{s}.txt").is_file()}
+    list_files = {s: root / f"{s}.txt" for s in base.SPLITS if (root / f"{s}.txt").is_file()}
     if list_files:
-        return {s: pair_by_stem(image_dir, mask_dir, read_list(f)) for s, f in list_files.items()}
-    return split_samples(root, pair_by_stem(image_dir, mask_dir))
+        return {s: base.pair_by_stem(image_dir, mask_dir, base.read_list(f)) for s, f in list_files.items()}
+    return base.split_samples(root, base.pair_by_stem(image_dir, mask_dir))
 
 
 # Last in auto-detection: an images/ folder is also part of more specific layouts (pets, COCO).
-@register_format("folders", detect=detect_folders, detect_order=90,
-                 description="images/ + masks/ index PNGs, split by subfolders or train.txt/val.txt")
-def open_folders(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
-    take_options("folders", options, {})
-    return DatasetIndex(root, "folders", classes_or_default(root, classes, None), index_folders(root))
+@base.register_format("folders", detect=detect_folders, detect_order=90,
+                      description="images/ + masks/ index PNGs, split by subfolders or train.txt/val.txt")
+def open_folders(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> base.DatasetIndex:
+    base.take_options("folders", options, {})
+    return base.DatasetIndex(root, "folders", base.classes_or_default(root, classes, None), index_folders(root))

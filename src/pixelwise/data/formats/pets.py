@@ -14,14 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pixelwise.core.errors import ConfigError, DataError
-from pixelwise.data.formats.base import (
-    ClassesArg,
-    DatasetIndex,
-    classes_or_default,
-    pair_by_stem,
-    register_format,
-    take_options,
-)
+from pixelwise.data.formats import base
 from pixelwise.data.label_tables import pets_trimap_lookup
 from pixelwise.data.presets import get_preset
 from pixelwise.data.sample import LookupReader, Sample
@@ -42,7 +35,7 @@ def index_pets(root: Path) -> dict[str, list[Sample]]:
     lists = {"train": root / "annotations" / "trainval.txt", "test": root / "annotations" / "test.txt"}
     for split, path in lists.items():
         if path.is_file():
-            splits[split] = pair_by_stem(images, trimaps, _split_stems(path))
+            splits[split] = base.pair_by_stem(images, trimaps, _split_stems(path))
     if not splits:
         raise DataError(f"{root / 'annotations'}: neither trainval.txt nor test.txt found; unpack "
                         "annotations.tar.gz of the Oxford-IIIT Pet dataset there")
@@ -51,11 +44,11 @@ def index_pets(root: Path) -> dict[str, list[Sample]]:
     return splits
 
 
-@register_format("pets", detect=detect_pets, detect_order=20,
-                 description="images/ + annotations/trimaps/ + trainval.txt/test.txt")
-def open_pets(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
-    options = take_options("pets", options, {"border": ("ignore", "pet", "background")})
-    spec = classes_or_default(root, classes, "pets")
+@base.register_format("pets", detect=detect_pets, detect_order=20,
+                      description="images/ + annotations/trimaps/ + trainval.txt/test.txt")
+def open_pets(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> base.DatasetIndex:
+    options = base.take_options("pets", options, {"border": ("ignore", "pet", "background")})
+    spec = base.classes_or_default(root, classes, "pets")
     if spec == get_preset("pets"):
         table = pets_trimap_lookup("binary", options.get("border", "ignore"))
     elif spec == get_preset("pets-trimap"):
@@ -64,4 +57,4 @@ def open_pets(root: Path, classes: ClassesArg, options: dict[str, str]) -> Datas
         raise ConfigError("Oxford pets targets are --classes pets (background/pet) or pets-trimap")
     reader = LookupReader(spec, table, what="trimap value",
                           valid="trimaps hold 1 pet, 2 background, 3 border")
-    return DatasetIndex(root, "pets", spec, index_pets(root), reader)
+    return base.DatasetIndex(root, "pets", spec, index_pets(root), reader)

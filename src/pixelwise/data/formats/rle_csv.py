@@ -23,15 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelwise.core.errors import ConfigError, DataError
-from pixelwise.data.formats.base import (
-    ClassesArg,
-    DatasetIndex,
-    classes_or_default,
-    files_by_stem,
-    register_format,
-    split_samples,
-    take_options,
-)
+from pixelwise.data.formats import base
 from pixelwise.data.io import IMAGE_EXTENSIONS
 from pixelwise.data.rle import merge_rles
 from pixelwise.data.sample import Sample, SampleReader, to_class_ids
@@ -90,10 +82,10 @@ def _read_rows(path: Path, class_column: str | None) -> dict[str, list[tuple[str
     return rows
 
 
-@register_format("rle-csv", detect=detect_rle_csv, detect_order=40,
-                 description="a CSV with ImageId,EncodedPixels beside an image folder")
-def open_rle_csv(root: Path, classes: ClassesArg, options: dict[str, str]) -> DatasetIndex:
-    options = take_options("rle-csv", options, {"csv": None, "images": None, "order": ("F", "C"),
+@base.register_format("rle-csv", detect=detect_rle_csv, detect_order=40,
+                      description="a CSV with ImageId,EncodedPixels beside an image folder")
+def open_rle_csv(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> base.DatasetIndex:
+    options = base.take_options("rle-csv", options, {"csv": None, "images": None, "order": ("F", "C"),
                                                 "class_column": None})
     csvs = _rle_csvs(root)
     if "csv" in options:
@@ -105,7 +97,7 @@ def open_rle_csv(root: Path, classes: ClassesArg, options: dict[str, str]) -> Da
     else:
         names = ", ".join(p.name for p in csvs) or "none"
         raise ConfigError(f"{root}: choose the CSV with --format rle-csv:csv=NAME (RLE CSV files: {names})")
-    folders = [p for p in sorted(root.iterdir()) if p.is_dir() and files_by_stem(p, IMAGE_EXTENSIONS)]
+    folders = [p for p in sorted(root.iterdir()) if p.is_dir() and base.files_by_stem(p, IMAGE_EXTENSIONS)]
     if "images" in options:
         image_dir = root / options["images"]
     elif len(folders) == 1:
@@ -114,14 +106,14 @@ def open_rle_csv(root: Path, classes: ClassesArg, options: dict[str, str]) -> Da
         raise ConfigError(f"{root}: choose the image folder with --format rle-csv:images=FOLDER "
                           f"(folders with images: {', '.join(p.name for p in folders) or 'none'})")
     rows = _read_rows(csv_path, options.get("class_column"))
-    images = {p.name: p for p in files_by_stem(image_dir, IMAGE_EXTENSIONS).values()}
+    images = {p.name: p for p in base.files_by_stem(image_dir, IMAGE_EXTENSIONS).values()}
     unknown = [name for name in rows if name not in images]
     if unknown:
         line = rows[unknown[0]][0][2]
         raise DataError(f"{csv_path} row {line}: ImageId {unknown[0]} has no image in {image_dir} "
                         f"({len(unknown)} such ids); add the images or remove the rows")
     samples = [Sample(images[name], csv_path) for name in sorted(images)]
-    splits = split_samples(root, samples)
-    spec = classes_or_default(root, classes, "binary")
-    return DatasetIndex(root, "rle-csv", spec, splits, RleCsvReader(spec, dict(rows), options.get("order", "F"),
+    splits = base.split_samples(root, samples)
+    spec = base.classes_or_default(root, classes, "binary")
+    return base.DatasetIndex(root, "rle-csv", spec, splits, RleCsvReader(spec, dict(rows), options.get("order", "F"),
                                                                      csv_path))
