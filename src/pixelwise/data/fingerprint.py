@@ -78,9 +78,8 @@ class Fingerprint:
         return asdict(self)
 
     def format_text(self) -> str:
-        h, w = self.median_size
-        lines = [f"images: {self.num_images} ({self.sampled_images} sampled), median {h}x{w}, aspect {self.aspect:.2f}, "
-                 f"sizes {self.min_size[0]}x{self.min_size[1]} .. {self.max_size[0]}x{self.max_size[1]}",
+        lines = [f"images: {self.num_images} ({self.sampled_images} sampled), median {_hw(self.median_size)}, "
+                 f"aspect {self.aspect:.2f}, sizes {_hw(self.min_size)} .. {_hw(self.max_size)}",
                  f"colour: {self.channels}, mean {_fmt(self.mean)}, std {_fmt(self.std)}; "
                  f"ignored pixels {100 * self.ignore_share:.1f}%",
                  f"{'class':<16} {'pixels %':>9} {'images %':>9} {'thick p5':>9} {'thick med':>9} {'area med':>9}"]
@@ -92,6 +91,10 @@ class Fingerprint:
 
 def _fmt(values: Sequence[float]) -> str:
     return "(" + ", ".join(f"{v:.3f}" for v in values) + ")"
+
+
+def _hw(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
 
 
 def _num(value: float | None) -> str:
