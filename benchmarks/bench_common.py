@@ -64,36 +64,6 @@ def print_rows(rows: list[dict]) -> None:
         print(f"  {r['row']}: baseline {r['baseline']} | pixelwise {r['pixelwise']} | {ratio}{target}")
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def ram_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return None
-
-
 def openvino_bf16() -> bool | None:
     """Whether OpenVINO's CPU plugin reports native bf16 (None: OpenVINO not installed)."""
     try:
@@ -133,7 +103,7 @@ def machine_info() -> dict:
     import torch
 
     from pixelwise import __version__
-    from pixelwise.core.device import cpu_has_fast_bf16
+    from pixelwise.core.machine import machine_facts
 
     def version(module: str) -> str:
         try:
@@ -141,11 +111,12 @@ def machine_info() -> dict:
         except ImportError:
             return "not installed"
 
-    flags = cpu_flags()
+    facts = machine_facts()
     return {
-        "cpu": cpu_model(), "cores": os.cpu_count(), "ram_gib": ram_gib(),
-        "avx512": "avx512f" in flags, "amx": "amx_tile" in flags, "avx512_bf16": "avx512_bf16" in flags,
-        "torch_fast_bf16": cpu_has_fast_bf16(), "openvino_bf16": openvino_bf16(),
+        "cpu": facts["cpu"], "cores": os.cpu_count(), "ram_gib": facts["ram_gib"],
+        "avx512": facts["avx512"], "amx": facts["amx"], "avx512_bf16": facts["avx512_bf16"],
+        "avx512_vnni": facts["avx512_vnni"], "torch_fast_bf16": facts["torch_fast_bf16"],
+        "openvino_bf16": openvino_bf16(),
         "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": version("onnxruntime"),
         "openvino": version("openvino"), "smp": version("segmentation_models_pytorch"), "pixelwise": __version__,
         "torch_threads": torch.get_num_threads(), "gpu": torch.cuda.is_available(),
