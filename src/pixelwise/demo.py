@@ -2,6 +2,10 @@
 
 Generates the synthetic street scenes, trains the classic U-Net, evaluates the best checkpoint on
 the validation split and writes predictions for a few validation images.
+
+>>> demo = TrainConfig(data="synthetic-streets", time_budget="2m", **DEMO_RECIPE)  # the recipe run_demo trains
+>>> demo.model, demo.img_size, demo.time_budget_seconds
+('unet', (128, 160), 120.0)
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from pixelwise.data.synthetic import write_dataset
 from pixelwise.inference.predictor import predict_to_folder
 from pixelwise.training.config import TrainConfig
 from pixelwise.training.evaluate import evaluate_checkpoint
-from pixelwise.training.trainer import TrainResult, new_run_dir, train
+from pixelwise.training.run_dir import new_run_dir
+from pixelwise.training.trainer import TrainResult, train
 
 # The demo's recipe: a small classic U-Net at the data's native 128x160, one-cycle AdamW.
 DEMO_RECIPE = {
@@ -31,12 +36,19 @@ DEMO_RECIPE = {
 
 @dataclass
 class DemoResult:
+    """Where the demo wrote its run, the best checkpoint's val mIoU, and the training's own result."""
+
     run_dir: Path
     miou: float
     train: TrainResult
 
 
 def run_demo(out: str | Path | None = None, time_budget: str = "2m", progress: bool = True) -> DemoResult:
+    """Train on the synthetic scenes for ``time_budget``, then evaluate and predict into the run folder.
+
+    Besides the training's files, the run folder gets ``metrics.json``, ``confusion.png`` and
+    ``predictions/`` (the label maps of eight validation images). Without ``out`` it is ``runs/demo-<time>``.
+    """
     run_dir = new_run_dir(str(out) if out else None, resume=False)
     if out is None:
         run_dir = run_dir.with_name("demo-" + run_dir.name)

@@ -13,7 +13,8 @@ from pixelwise.core.errors import ConfigError
 from pixelwise.testing import TINY_MODEL
 from pixelwise.training import trainer as trainer_module
 from pixelwise.training.config import TrainConfig
-from pixelwise.training.trainer import EpochSampler, train
+from pixelwise.training.sampler import EpochSampler
+from pixelwise.training.trainer import train
 
 
 def recipe(data, out, **kw) -> TrainConfig:

@@ -19,12 +19,19 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from torch.utils.data import DataLoader
 
 from pixelwise.core.constants import TARGET_IGNORE
-from pixelwise.core.device import autocast, sum_across_processes
+from pixelwise.core.device import autocast, resolve_device, resolve_precision, resolve_workers, sum_across_processes
+from pixelwise.core.errors import DataError
+from pixelwise.core.files import write_json
 from pixelwise.core.metrics import ConfusionMatrix
-from pixelwise.data.transforms import normalize
+from pixelwise.data.checks import scan_samples
+from pixelwise.data.dataset import SegmentationDataset, collate_padded
+from pixelwise.data.formats import open_dataset
+from pixelwise.data.transforms import eval_transform, normalize
 from pixelwise.models.base import logits_at_size
+from pixelwise.models.checkpoint import load_checkpoint
 
 
 @torch.no_grad()
@@ -96,16 +103,6 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "
 
     The dataset's classes default to the checkpoint's own, so a model is scored on the labels it predicts.
     """
-    from torch.utils.data import DataLoader
-
-    from pixelwise.core.device import resolve_device, resolve_precision, resolve_workers
-    from pixelwise.core.errors import DataError
-    from pixelwise.data.checks import scan_samples
-    from pixelwise.data.dataset import SegmentationDataset, collate_padded
-    from pixelwise.data.formats import open_dataset
-    from pixelwise.data.transforms import eval_transform
-    from pixelwise.models.checkpoint import load_checkpoint
-
     model, meta = load_checkpoint(checkpoint)
     index = open_dataset(data, format, classes if classes is not None else meta.classes)
     spec = index.classes
@@ -128,10 +125,10 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "
     metrics = cm.compute()
     metrics["split"], metrics["images"] = split, len(samples)
     if json_path is not None:
-        from pixelwise.core.files import write_json
-
         write_json(json_path, metrics)
     if confusion_png is not None:
+        # Imported here, not with the module: core.viz imports matplotlib (about half a second), and
+        # `import pixelwise` (which imports this module) should not pay for a plot it may never draw.
         from pixelwise.core.viz import plot_confusion
 
         plot_confusion(cm.mat.numpy(), spec.names, confusion_png)

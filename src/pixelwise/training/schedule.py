@@ -5,6 +5,8 @@ budget, so the same schedule fits ``--epochs`` and ``--time-budget`` runs alike.
 
 >>> lr_factor("poly", 0.0, warmup=0.0), round(lr_factor("cosine", 0.5, warmup=0.0), 3)
 (1.0, 0.5)
+>>> training_progress(step=30, total_steps=100, seconds=600.0, budget=1200.0)
+0.5
 """
 
 from __future__ import annotations
@@ -29,3 +31,12 @@ def lr_factor(schedule: str, progress: float, warmup: float) -> float:
         floor = 1e-4 if schedule == "onecycle" else 0.0
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p))
     raise ValueError(f"unknown schedule '{schedule}'")
+
+
+def training_progress(step: int, total_steps: int | None, seconds: float, budget: float | None) -> float:
+    """How far training is: the fraction of ``total_steps`` done or of the time ``budget`` spent, whichever
+    is further (a run may have both: ``--epochs`` and ``--time-budget``, and stops at the first reached)."""
+    fractions = [step / total_steps] if total_steps else []
+    if budget:
+        fractions.append(seconds / budget)
+    return max(fractions)

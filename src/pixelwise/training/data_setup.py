@@ -1,0 +1,127 @@
+"""The training data: the dataset opened and checked, the decode-once cache, the datasets and the loaders.
+
+>>> import pathlib, tempfile
+>>> from pixelwise.data.synthetic import write_dataset
+>>> root = write_dataset(pathlib.Path(tempfile.mkdtemp()) / "data", n_train=4, n_val=2, height=16, width=16)
+>>> index, scan = open_and_check(TrainConfig(data=str(root)), print)  # doctest: +ELLIPSIS
+data: .../data (folders), 4 train / 2 val images, 6 classes...
+>>> resolve_class_weights("inverse", scan, index.classes.names, lambda line: None)[:2]  # doctest: +ELLIPSIS
+[...]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader, Subset
+
+from pixelwise.core.device import resolve_workers
+from pixelwise.core.errors import ConfigError
+from pixelwise.data.cache import SampleCache, build_cache, cache_dir, estimated_bytes
+from pixelwise.data.checks import ScanResult, class_weights, scan_dataset
+from pixelwise.data.classes import ClassSpec
+from pixelwise.data.dataset import SegmentationDataset, collate_padded
+from pixelwise.data.formats import DatasetIndex, open_dataset
+from pixelwise.data.sample import Sample, SampleReader
+from pixelwise.data.transforms import eval_transform, train_transform
+from pixelwise.training.config import TrainConfig
+from pixelwise.training.sampler import EpochSampler
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class TrainData:
+    """Everything the loop reads: the training set and its sampler, the validation set and its loader."""
+
+    index: DatasetIndex
+    train_scan: ScanResult  # pixels per class of the training split (for class weights)
+    train_set: SegmentationDataset
+    sampler: EpochSampler
+    val_set: SegmentationDataset
+    val_loader: DataLoader  # this process's slice of the validation set
+
+    @property
+    def classes(self) -> ClassSpec:
+        return self.index.classes
+
+
+def open_and_check(cfg: TrainConfig, log: Log) -> tuple[DatasetIndex, ScanResult]:
+    """Open the dataset, check every file of both splits, and log what was found."""
+    index = open_dataset(cfg.data, cfg.format, cfg.classes)
+    train_samples, val_samples = index.split(cfg.train_split), index.split(cfg.val_split)
+    train_scan = scan_dataset(train_samples, index.classes, reader=index.reader)  # fails fast on a bad file
+    scan_dataset(val_samples, index.classes, reader=index.reader)
+    counts = train_scan.class_pixels
+    absent = [n for n, c in zip(index.classes.names, counts[:-1], strict=True) if c == 0]
+    log(f"data: {index.root} ({index.format}), {len(train_samples)} train / {len(val_samples)} val "
+        f"images, {index.classes.num_classes} classes"
+        + (f"; not in train: {', '.join(absent)}" if absent else ""))
+    decoder = getattr(index.reader, "decoder", None)
+    if decoder is not None and decoder.summary():
+        log(f"warning: {decoder.summary()}")
+    return index, train_scan
+
+
+def prepare_data(cfg: TrainConfig, accelerator: Accelerator, log: Log) -> TrainData:
+    """The checked dataset, cached when asked, as a training set and this process's validation loader."""
+    index, train_scan = open_and_check(cfg, log)
+    size = cfg.img_size
+    if size is None:
+        raise ConfigError("img_size is required for training (crops of one size make a batch); e.g. 256x256")
+    train_samples, val_samples = index.split(cfg.train_split), index.split(cfg.val_split)
+    train_reader = cached_reader(cfg, accelerator, log, train_samples, index, size, resize_mask=True)
+    # Validation masks keep their full size: the metrics are those of the original labels.
+    val_reader = cached_reader(cfg, accelerator, log, val_samples, index, size, resize_mask=False)
+    train_set = SegmentationDataset(train_samples, index.classes, train_transform(size, cfg.augment),
+                                    seed=cfg.seed, reader=train_reader)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    sampler = EpochSampler(len(train_set), cfg.seed, rank, world)
+    val_set = SegmentationDataset(val_samples, index.classes, eval_transform(size), augment=False,
+                                  reader=val_reader)
+    # Each process scores its own slice of the validation set, without the padding a
+    # DistributedSampler adds, so the all-reduced confusion matrix counts every image once.
+    val_loader = DataLoader(Subset(val_set, range(rank, len(val_set), world)), batch_size=cfg.batch_size,
+                            num_workers=resolve_workers(cfg.workers, accelerator.device), collate_fn=collate_padded)
+    return TrainData(index, train_scan, train_set, sampler, val_set, val_loader)
+
+
+def cached_reader(cfg: TrainConfig, accelerator: Accelerator, log: Log, samples: list[Sample], index: DatasetIndex,
+                  size: tuple[int, int], resize_mask: bool) -> SampleReader | SampleCache:
+    """The decode-once cache of a split when enabled and small enough, else the format's reader."""
+    if not cfg.cache:
+        return index.reader
+    need = estimated_bytes(samples, index.reader, size, resize_mask)
+    if need > cfg.cache_max_gb * 2**30:
+        log(f"cache: {need / 2**30:.1f} GB needed > cache_max_gb {cfg.cache_max_gb}; reading files")
+        return index.reader
+    # One process per machine builds (the cache lives on each machine's disk); the others then find it.
+    with accelerator.local_main_process_first():
+        return build_cache(samples, index.reader, size, resize_mask, cache_dir() / "datacache",
+                           progress=cfg.progress and accelerator.is_main_process)
+
+
+def resolve_class_weights(weights: list[float] | str | None, scan: ScanResult, names: list[str],
+                          log: Log) -> list[float] | None:
+    """The loss's class weights: as given, or computed from the training split's pixel counts."""
+    if isinstance(weights, str):
+        weights = class_weights(scan, "median" if weights == "auto" else weights)
+        log("class weights: " + ", ".join(f"{n} {w:.3g}" for n, w in zip(names, weights, strict=True)))
+    return weights
+
+
+def train_loader(train_set: SegmentationDataset, sampler: EpochSampler, cfg: TrainConfig, epoch: int,
+                 device: torch.device) -> DataLoader:
+    """The loader of one epoch.
+
+    A fresh loader per epoch, with its own seeded generator: worker seeds then never draw on
+    the global RNG, whose state (for dropout) a resumed run restores exactly.
+    """
+    return DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler,
+                      num_workers=resolve_workers(cfg.workers, device),
+                      drop_last=len(sampler) >= cfg.batch_size,
+                      generator=torch.Generator().manual_seed(cfg.seed + epoch),
+                      persistent_workers=False, pin_memory=device.type == "cuda")

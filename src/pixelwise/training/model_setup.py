@@ -1,0 +1,47 @@
+"""The model and its optimizer, as the recipe asks for them.
+
+>>> from pixelwise.training.config import TrainConfig
+>>> cfg = TrainConfig(model_kwargs={"base_filters": 4, "depth": 2}, optimizer="sgd", encoder_lr_mult=0.1)
+>>> model, optimizer = build_model_and_optimizer(cfg, num_classes=3, channels_last=False)
+>>> type(optimizer).__name__, [(g["name"], g["lr_mult"]) for g in optimizer.param_groups][:2]
+('SGD', [('encoder', 0.1), ('encoder/no_decay', 0.1)])
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from pixelwise.models import create_model
+from pixelwise.training.config import TrainConfig
+from pixelwise.training.finetune import encoder_of, parameter_groups
+
+
+def build_model(cfg: TrainConfig, num_classes: int, channels_last: bool) -> nn.Module:
+    """A new model of the recipe's architecture (with its pretrained encoder weights, if any)."""
+    kwargs = dict(cfg.model_kwargs)
+    kwargs.update({"num_classes": num_classes, "encoder": cfg.encoder, "encoder_weights": cfg.encoder_weights})
+    model = create_model(cfg.model, **kwargs)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if cfg.freeze_encoder_epochs:
+        encoder_of(model)  # fail now, not after the first epoch, when the model has no encoder
+    return model
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW or SGD over the parameter groups of :func:`~pixelwise.training.finetune.parameter_groups`."""
+    groups = parameter_groups(model, cfg.weight_decay, cfg.encoder_lr_mult)
+    # fused=True: one kernel over all parameters instead of a loop of small ops per tensor. For a
+    # 24M-parameter U-Net on 2 CPU cores an AdamW step went from 65 to 19 ms (SGD 36 -> 17 ms),
+    # 5-8% of a bf16 training step. Fused kernels exist on CPUs since torch 2.4 and on GPUs.
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, fused=True)
+
+
+def build_model_and_optimizer(cfg: TrainConfig, num_classes: int,
+                              channels_last: bool) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """The model and its optimizer; call it right after seeding, which fixes the initial weights."""
+    model = build_model(cfg, num_classes, channels_last)
+    return model, build_optimizer(model, cfg)
