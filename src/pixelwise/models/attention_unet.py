@@ -90,24 +90,19 @@ class AttentionUNetDecoder(UNetDecoder):
     block_class = AttentionUpBlock
 
 
+@register_model("attention_unet")
 class AttentionUNet(UNet):
-    """Attention U-Net (see the module docstring): :class:`UNet`'s classic network with gated skips."""
+    """Attention U-Net: classic U-Net whose skips pass through additive attention gates (Oktay et al. 2018).
+
+    :class:`UNet`'s classic network (see the module docstring) with gated skips. Its options are the
+    classic U-Net's: the gates are built for the classic encoder's skips, so there is no ``encoder`` option.
+    """
 
     decoder_class = AttentionUNetDecoder
 
-    def __init__(
-        self,
-        num_classes: int = 2,
-        in_channels: int = 3,
-        base_filters: int = 16,
-        depth: int = 5,
-        batch_norm: bool = True,
-        activation: str = "relu",
-        dropout: bool = True,
-        upsample: str = "transpose",
-        blur: bool = False,
-        input_noise: float = 0.0,
-    ) -> None:
+    def __init__(self, num_classes: int = 2, in_channels: int = 3, base_filters: int = 16, depth: int = 5,
+                 batch_norm: bool = True, activation: str = "relu", dropout: bool = True, upsample: str = "transpose",
+                 blur: bool = False, input_noise: float = 0.0) -> None:
         super().__init__(num_classes, in_channels, base_filters, depth, batch_norm, activation, dropout,
                          upsample=upsample, blur=blur, input_noise=input_noise)
 
@@ -133,11 +128,3 @@ class AttentionUNet(UNet):
             cropped.append(alpha[..., : -(-h // stride), : -(-w // stride)])
         return cropped
 
-
-@register_model
-def attention_unet(num_classes: int = 2, in_channels: int = 3, base_filters: int = 16, depth: int = 5,
-                   batch_norm: bool = True, activation: str = "relu", dropout: bool = True,
-                   upsample: str = "transpose", blur: bool = False, input_noise: float = 0.0) -> AttentionUNet:
-    """Attention U-Net: classic U-Net whose skips pass through additive attention gates (Oktay et al. 2018)."""
-    return AttentionUNet(num_classes, in_channels, base_filters, depth, batch_norm, activation, dropout, upsample,
-                         blur, input_noise)

@@ -1,4 +1,4 @@
-"""Building blocks shared by the U-Net family.
+"""Building blocks shared by the models: conv layers, upsamplers and the U-Net decoder.
 
 >>> import torch
 >>> DoubleConv(3, 8)(torch.zeros(1, 3, 16, 16)).shape
@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from pixelwise.core.errors import ConfigError
 
@@ -50,6 +49,26 @@ class GaussianNoise(nn.Module):
 
     def extra_repr(self) -> str:
         return f"std={self.std}"
+
+
+class ConvBNReLU(nn.Sequential):
+    """A convolution with "same" padding, batch norm and ReLU (SegNet's only layer, DeepLabV3+'s ASPP branches).
+
+    No bias by default: batch norm's shift replaces it (SegNet's encoder keeps one so VGG16-BN's weights load).
+
+    >>> layer = ConvBNReLU(8, 4, kernel_size=3, dilation=6)
+    >>> layer(torch.zeros(1, 8, 13, 15)).shape, layer[0].padding, layer[0].bias
+    (torch.Size([1, 4, 13, 15]), (6, 6), None)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1,
+                 bias: bool = False) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size, padding=dilation * (kernel_size // 2),
+                      dilation=dilation, bias=bias),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
 
 
 class SeparableConv2d(nn.Sequential):
@@ -207,14 +226,3 @@ class UNetDecoder(nn.Module):
             x = block(x, skip)
         return x
 
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Zero-pad the bottom and right of ``x`` so H and W divide by ``multiple``.
-
-    Inputs are normalised, so zero is the dataset's mean colour: the least surprising fill.
-    """
-    h, w = x.shape[-2:]
-    pad_h, pad_w = (-h) % multiple, (-w) % multiple
-    # Always pad (by 0 when nothing is needed): an `if` here would be frozen by ONNX tracing, and a graph
-    # traced on a size that needs no padding would then skip it for every other size.
-    return F.pad(x, (0, pad_w, 0, pad_h)), (h, w)

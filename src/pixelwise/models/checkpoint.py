@@ -22,13 +22,14 @@ from typing import Any
 
 import torch.nn as nn
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from pixelwise.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from pixelwise.core.errors import CheckpointError
 from pixelwise.core.files import atomic_path
 from pixelwise.core.version import __version__
 from pixelwise.data.classes import ClassSpec
+from pixelwise.models.registry import create_model
 
 FORMAT_VERSION = 1
 
@@ -103,13 +104,9 @@ def read_meta(path: str | Path) -> CheckpointMeta:
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[nn.Module, CheckpointMeta]:
     """Rebuild the model stored at ``path`` and load its weights; returns ``(model, meta)``."""
-    from pixelwise.models import create_model
-
     meta = read_meta(path)
     model = create_model(meta.model, **meta.model_kwargs)
     try:
-        from safetensors.torch import load_file
-
         state = load_file(str(path), device=device)
         model.load_state_dict(state)
     except (SafetensorError, RuntimeError, OSError) as e:

@@ -24,7 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pixelwise.core.errors import ConfigError
-from pixelwise.models.blocks import DoubleConv, pad_to_multiple
+from pixelwise.models.base import SegmentationModel
+from pixelwise.models.blocks import ConvBNReLU, DoubleConv
 from pixelwise.models.encoders import TimmEncoder
 from pixelwise.models.registry import register_model
 
@@ -47,18 +48,6 @@ class DilatedTimmEncoder(TimmEncoder):
         if self.reductions[-1] != output_stride or 4 not in self.reductions:
             raise ConfigError(f"encoder '{name}' gives features at strides {self.reductions}; DeepLabV3+ needs "
                               f"one at stride 4 and the deepest at {output_stride}")
-
-
-class ConvBNReLU(nn.Sequential):
-    """Conv (no bias: batch norm's shift replaces it), batch norm, ReLU."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, dilation: int = 1) -> None:
-        super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size, padding=dilation * (kernel_size // 2),
-                      dilation=dilation, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-        )
 
 
 class ImagePooling(nn.Module):
@@ -100,18 +89,17 @@ class ASPP(nn.Module):
         return self.project(torch.cat([branch(x) for branch in self.branches], dim=1))
 
 
-class DeepLabV3Plus(nn.Module):
-    def __init__(
-        self,
-        num_classes: int = 2,
-        in_channels: int = 3,
-        encoder: str = "resnet34",
-        encoder_weights: str | None = None,
-        output_stride: int = 16,
-        aspp_channels: int = 256,
-        decoder_channels: int = 256,
-        low_level_channels: int = 48,
-    ) -> None:
+@register_model("deeplabv3plus")
+class DeepLabV3Plus(SegmentationModel):
+    """DeepLabV3+: atrous spatial pyramid pooling over a dilated timm encoder, with a stride-4 decoder.
+
+    See the module docstring. ``aspp`` and ``low_level`` belong to the decoder; they keep their own
+    names so the state-dict keys of older checkpoints stay valid.
+    """
+
+    def __init__(self, num_classes: int = 2, in_channels: int = 3, encoder: str = "resnet34",
+                 encoder_weights: str | None = None, output_stride: int = 16, aspp_channels: int = 256,
+                 decoder_channels: int = 256, low_level_channels: int = 48) -> None:
         super().__init__()
         if output_stride not in OUTPUT_STRIDES:
             raise ConfigError(f"DeepLabV3+ output_stride must be 8 or 16, got {output_stride}")
@@ -130,20 +118,9 @@ class DeepLabV3Plus(nn.Module):
         # 32 (the undilated backbones' stride, as in U-Net) pads the same whatever the output_stride.
         self.multiple = 32
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, (h, w) = pad_to_multiple(x, self.multiple)
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits at stride 4 (the low-level feature's); SegmentationModel.forward upsamples them 4x."""
         features = self.encoder(x)
         low = self.low_level(features[self.low_level_index])
         deep = F.interpolate(self.aspp(features[-1]), size=low.shape[-2:], mode="bilinear", align_corners=False)
-        logits = self.head(self.decoder(torch.cat([deep, low], dim=1)))
-        logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return logits[..., :h, :w]
-
-
-@register_model
-def deeplabv3plus(num_classes: int = 2, in_channels: int = 3, encoder: str = "resnet34",
-                  encoder_weights: str | None = None, output_stride: int = 16, aspp_channels: int = 256,
-                  decoder_channels: int = 256, low_level_channels: int = 48) -> DeepLabV3Plus:
-    """DeepLabV3+: atrous spatial pyramid pooling over a dilated timm encoder, with a stride-4 decoder."""
-    return DeepLabV3Plus(num_classes, in_channels, encoder, encoder_weights, output_stride, aspp_channels,
-                         decoder_channels, low_level_channels)
+        return self.head(self.decoder(torch.cat([deep, low], dim=1)))

@@ -34,7 +34,8 @@ import torch
 import torch.nn as nn
 
 from pixelwise.core.errors import CheckpointError, ConfigError
-from pixelwise.models.blocks import pad_to_multiple
+from pixelwise.models.base import SegmentationModel
+from pixelwise.models.blocks import ConvBNReLU
 from pixelwise.models.pretrained import imagenet_state_dict, read_state_dict
 from pixelwise.models.registry import register_model
 
@@ -43,17 +44,6 @@ VGG16_CONVS = (2, 2, 3, 3, 3)
 VGG16_WIDTHS = (1, 2, 4, 8, 8)
 # timm's vgg16_bn keeps its convs and batch norms in one Sequential: ``features.<index>.<param>``.
 _FEATURE_KEY = re.compile(r"(?:^|\.)features\.(\d+)\.(\w+)$")
-
-
-class ConvBNReLU(nn.Sequential):
-    """A 3x3 convolution, batch norm and ReLU: the only layer SegNet is made of."""
-
-    def __init__(self, in_channels: int, out_channels: int, bias: bool = False) -> None:
-        super().__init__(
-            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-        )
 
 
 class SegNetEncoder(nn.Module):
@@ -106,14 +96,15 @@ class SegNetDecoderBlock(nn.Module):
         return self.convs(self.unpool(x, indices, size))
 
 
-class SegNet(nn.Module):
-    def __init__(
-        self,
-        num_classes: int = 2,
-        in_channels: int = 3,
-        base_filters: int = 64,
-        encoder_weights: str | None = None,
-    ) -> None:
+@register_model("segnet")
+class SegNet(SegmentationModel):
+    """SegNet: VGG16-BN encoder, decoder upsampling with the encoder's max-pooling indices.
+
+    See the module docstring; every conv but the head is a 3x3 :class:`~pixelwise.models.blocks.ConvBNReLU`.
+    """
+
+    def __init__(self, num_classes: int = 2, in_channels: int = 3, base_filters: int = 64,
+                 encoder_weights: str | None = None) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.encoder = SegNetEncoder(in_channels, base_filters)
@@ -172,16 +163,8 @@ class SegNet(nn.Module):
                                               f"{tuple(target[wrong[0]].shape)}; is it vgg16_bn?")
                     module.load_state_dict({k: source[k] for k in target})
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, (h, w) = pad_to_multiple(x, self.multiple)
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         x, pooled = self.encoder(x)
         for block, (indices, size) in zip(self.decoder, reversed(pooled), strict=True):
             x = block(x, indices, size)
-        return self.head(x)[..., :h, :w]
-
-
-@register_model
-def segnet(num_classes: int = 2, in_channels: int = 3, base_filters: int = 64,
-           encoder_weights: str | None = None) -> SegNet:
-    """SegNet: VGG16-BN encoder, decoder upsampling with the encoder's max-pooling indices."""
-    return SegNet(num_classes, in_channels, base_filters, encoder_weights)
+        return self.head(x)

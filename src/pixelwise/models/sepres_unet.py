@@ -36,7 +36,8 @@ import torch
 import torch.nn as nn
 
 from pixelwise.core.errors import ConfigError
-from pixelwise.models.blocks import SeparableConv2d, pad_to_multiple
+from pixelwise.models.base import SegmentationModel
+from pixelwise.models.blocks import SeparableConv2d
 from pixelwise.models.registry import register_model
 
 
@@ -83,17 +84,15 @@ class SepResUpBlock(nn.Module):
         return self.convs(x) + self.residual(x)
 
 
-class SepResUNet(nn.Module):
-    """The Keras pets tutorial's separable-conv residual network (see the module docstring)."""
+@register_model("sepres_unet")
+class SepResUNet(SegmentationModel):
+    """Keras' pets-tutorial U-Net-like net: separable-conv residual down blocks, transposed-conv residual up blocks.
 
-    def __init__(
-        self,
-        num_classes: int = 2,
-        in_channels: int = 3,
-        base_filters: int = 32,
-        depth: int = 3,
-        widths: list[int] | None = None,
-    ) -> None:
+    See the module docstring.
+    """
+
+    def __init__(self, num_classes: int = 2, in_channels: int = 3, base_filters: int = 32, depth: int = 3,
+                 widths: list[int] | None = None) -> None:
         super().__init__()
         self.num_classes = num_classes
         widths = list(widths) if widths is not None else [base_filters * 2**i for i in range(depth + 1)]
@@ -112,18 +111,10 @@ class SepResUNet(nn.Module):
         self.head = nn.Conv2d(widths[0], num_classes, 3, padding=1)
         self.multiple = 2 ** len(widths)  # the entry conv and every down block halve the size
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, (h, w) = pad_to_multiple(x, self.multiple)
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         x = self.entry(x)
         for block in self.down:
             x = block(x)
         for block in self.up:
             x = block(x)
-        return self.head(x)[..., :h, :w]
-
-
-@register_model
-def sepres_unet(num_classes: int = 2, in_channels: int = 3, base_filters: int = 32, depth: int = 3,
-                widths: list[int] | None = None) -> SepResUNet:
-    """Keras' pets-tutorial U-Net-like net: separable-conv residual down blocks, transposed-conv residual up blocks."""
-    return SepResUNet(num_classes, in_channels, base_filters, depth, widths)
+        return self.head(x)

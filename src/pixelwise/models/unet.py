@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from pixelwise.models.blocks import DoubleConv, GaussianNoise, UNetDecoder, pad_to_multiple
+from pixelwise.models.base import SegmentationModel
+from pixelwise.models.blocks import DoubleConv, GaussianNoise, UNetDecoder
 from pixelwise.models.encoders import TimmEncoder
 from pixelwise.models.registry import register_model
 
@@ -61,31 +61,21 @@ class ClassicEncoder(nn.Module):
         return skips, self.bottleneck(x)
 
 
-class UNet(nn.Module):
-    """U-Net (see the module docstring). ``upsample`` is ``"transpose"`` (default, the paper's),
-    ``"bilinear"`` or ``"pixelshuffle"``; ``blur=True`` smooths the pixel shuffle's output.
+@register_model("unet")
+class UNet(SegmentationModel):
+    """U-Net; classic by default, over a timm backbone with ``encoder=NAME``.
 
+    See the module docstring. ``upsample`` is ``"transpose"`` (default, the paper's), ``"bilinear"`` or
+    ``"pixelshuffle"``; ``blur=True`` smooths the pixel shuffle's output.
     A subclass swaps the decoder by setting ``decoder_class`` (a :class:`UNetDecoder` subclass).
     """
 
     decoder_class: type[UNetDecoder] = UNetDecoder
 
-    def __init__(
-        self,
-        num_classes: int = 2,
-        in_channels: int = 3,
-        base_filters: int = 16,
-        depth: int = 5,
-        batch_norm: bool = True,
-        activation: str = "relu",
-        dropout: bool = True,
-        encoder: str | None = None,
-        encoder_weights: str | None = None,
-        decoder_channels: list[int] | None = None,
-        upsample: str = "transpose",
-        blur: bool = False,
-        input_noise: float = 0.0,
-    ) -> None:
+    def __init__(self, num_classes: int = 2, in_channels: int = 3, base_filters: int = 16, depth: int = 5,
+                 batch_norm: bool = True, activation: str = "relu", dropout: bool = True, encoder: str | None = None,
+                 encoder_weights: str | None = None, decoder_channels: list[int] | None = None,
+                 upsample: str = "transpose", blur: bool = False, input_noise: float = 0.0) -> None:
         super().__init__()
         self.num_classes = num_classes
         # No parameters or buffers: checkpoints and seeded initial weights are the same with or without it.
@@ -115,21 +105,12 @@ class UNet(nn.Module):
         features = self.encoder(x)
         return features[-1], [*features[-2::-1], None]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def transform_input(self, x: torch.Tensor) -> torch.Tensor:
         # Noise before padding, so the padding stays the exact zero (mean colour) the model also sees in eval.
-        x, (h, w) = pad_to_multiple(self.input_noise(x), self.multiple)
+        return self.input_noise(x)
+
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+        # With a timm encoder whose first feature is at stride 4 the logits come out smaller than x;
+        # SegmentationModel.forward resizes them.
         bottom, skips = self.encode(x)
-        logits = self.head(self.decoder(bottom, skips))
-        if logits.shape[-2:] != x.shape[-2:]:  # encoders whose first stride differs from the decoder's steps
-            logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return logits[..., :h, :w]
-
-
-@register_model
-def unet(num_classes: int = 2, in_channels: int = 3, base_filters: int = 16, depth: int = 5,
-         batch_norm: bool = True, activation: str = "relu", dropout: bool = True, encoder: str | None = None,
-         encoder_weights: str | None = None, decoder_channels: list[int] | None = None,
-         upsample: str = "transpose", blur: bool = False, input_noise: float = 0.0) -> UNet:
-    """U-Net; classic by default, over a timm backbone with ``encoder=NAME``."""
-    return UNet(num_classes, in_channels, base_filters, depth, batch_norm, activation, dropout, encoder,
-                encoder_weights, decoder_channels, upsample, blur, input_noise)
+        return self.head(self.decoder(bottom, skips))
