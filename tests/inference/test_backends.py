@@ -8,13 +8,14 @@ import torch
 from PIL import Image
 
 import pixelwise
+from pixelwise.core.device import compile_or_eager
 from pixelwise.core.errors import ConfigError
 from pixelwise.data.presets import get_preset
 from pixelwise.inference import backends
-from pixelwise.inference.backends import compile_or_eager, open_backend
+from pixelwise.inference.backends import BACKENDS, list_backends, open_backend
 from pixelwise.inference.export import export_checkpoint, read_model_meta
 from pixelwise.inference.predictor import Predictor
-from pixelwise.models.checkpoint import CheckpointMeta, save_checkpoint
+from pixelwise.models.checkpoint import CheckpointMeta, load_model, save_checkpoint
 from pixelwise.testing import run_main
 
 pytest.importorskip("onnxscript", reason="pip install 'pixelwise[onnx]'")
@@ -105,3 +106,28 @@ def test_compile_failure_falls_back_to_eager(monkeypatch, capsys):
     assert torch.equal(forward(x), model(x)) and torch.equal(forward(x), model(x))
     err = capsys.readouterr().err
     assert err == "warning: torch.compile failed (no C++ compiler found); running eager\n"
+
+
+def test_each_backend_says_what_it_runs():
+    assert {"torch", "onnxruntime", "openvino"} <= set(list_backends())
+    assert BACKENDS.get("torch").suffixes() == () and BACKENDS.get("torch").export_format is None
+    assert BACKENDS.get("onnxruntime").suffixes() == (".onnx",)
+    assert BACKENDS.get("openvino").suffixes() == (".xml", ".onnx")  # OpenVINO runs ONNX files too
+
+
+def test_files_and_conversions_go_where_their_backends_say(checkpoint, tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("PIXELWISE_CACHE", str(tmp_path / "cache"))
+    # A checkpoint on a file backend: converted once to the backend's export format, in the cache.
+    assert open_backend(checkpoint, "onnxruntime", "cpu").name == "onnxruntime"
+    onnx = backends.converted_path(checkpoint, ".onnx")
+    assert onnx.is_file() and open_backend(onnx, "auto", "cpu").name == "onnxruntime"
+    assert open_backend(onnx, "openvino", "cpu", precision="fp32").name == "openvino"
+    local = tmp_path / "best.safetensors"
+    local.write_bytes(checkpoint.read_bytes())
+    xml = export_checkpoint(local, fmt="openvino")  # the default name: the format's suffix
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["best.bin", "best.safetensors", "best.xml"]
+    with pytest.raises(ConfigError, match="OpenVINO IR runs on --backend openvino; export ONNX for onnxruntime"):
+        open_backend(xml, "onnxruntime")
+    with pytest.raises(ConfigError, match="--backend onnxruntime needs an exported file"):
+        open_backend(load_model(checkpoint), "onnxruntime")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import pixelwise
-from pixelwise.core.errors import CheckpointError
+from pixelwise.core.errors import CheckpointError, ConfigError
 from pixelwise.data.presets import get_preset
 from pixelwise.models.checkpoint import CheckpointMeta, save_checkpoint
 from pixelwise.testing import MODEL_VARIANTS as VARIANTS
@@ -15,7 +15,15 @@ from pixelwise.testing import run_cli, run_main
 pytest.importorskip("onnxscript", reason="pip install 'pixelwise[onnx]'")
 ort = pytest.importorskip("onnxruntime", reason="pip install 'pixelwise[onnx]'")
 
-from pixelwise.inference.export import compare_with_runtime, export_onnx, read_onnx_meta  # noqa: E402
+from pixelwise.inference.compare import compare_with_runtime  # noqa: E402
+from pixelwise.inference.export import (  # noqa: E402
+    EXPORTERS,
+    export_onnx,
+    exporter_for_file,
+    list_export_formats,
+    read_model_meta,
+    read_onnx_meta,
+)
 
 
 @pytest.mark.slow
@@ -80,3 +88,19 @@ def test_cli_export_bad_input(args, message, tmp_path):
     result = run_main("export", str(checkpoint), *args)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+def test_export_formats_are_registered_with_their_suffixes():
+    assert list_export_formats()[:2] == ["onnx", "openvino"]
+    assert EXPORTERS.get("onnx").suffix == ".onnx" and EXPORTERS.get("openvino").suffix == ".xml"
+    assert exporter_for_file("runs/a/best.ONNX") is EXPORTERS.get("onnx")
+    assert exporter_for_file("runs/a/best.safetensors") is None
+
+
+def test_read_model_meta_needs_an_exported_file(tmp_path):
+    with pytest.raises(CheckpointError, match="model file not found"):
+        read_model_meta(tmp_path / "missing.onnx")
+    other = tmp_path / "model.tflite"
+    other.write_bytes(b"x")
+    with pytest.raises(ConfigError, match=r"not an exported model \(those are .onnx, .xml files\)"):
+        read_model_meta(other)

@@ -7,7 +7,11 @@ import torch
 import torch.nn.functional as F
 
 from pixelwise.core.errors import ConfigError
-from pixelwise.training.losses import CrossEntropyLoss, DiceLoss, SumLoss, build_loss
+from pixelwise.core.registry import Registry
+from pixelwise.training.losses import LOSSES, SumLoss, build_loss, list_losses, register_loss
+from pixelwise.training.losses import base as losses_base
+from pixelwise.training.losses.ce import CrossEntropyLoss
+from pixelwise.training.losses.dice import DiceLoss
 
 
 def batch(seed: int = 0, n: int = 2, c: int = 3, h: int = 4, w: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,3 +130,32 @@ def test_unknown_loss_is_config_error():
 def test_wrong_length_class_weights_is_config_error():
     with pytest.raises(ConfigError, match=r"class_weights has 2 values for 3 classes"):
         build_loss("ce", 3, class_weights=[1.0, 2.0])
+
+
+def test_each_module_of_the_package_registers_its_loss():
+    assert list_losses()[:2] == ["ce", "dice"]
+    assert LOSSES.get("ce") is CrossEntropyLoss and LOSSES.get("dice") is DiceLoss
+    assert LOSSES.describe("dice").startswith("Soft multiclass Dice")
+
+
+def test_build_loss_passes_each_loss_what_its_constructor_takes(monkeypatch):
+    monkeypatch.setattr(losses_base, "LOSSES", Registry("loss"))  # a registry of this test's own
+
+    @register_loss("takes_both")
+    class TakesBoth(torch.nn.Module):
+        def __init__(self, num_classes: int, class_weights: list[float] | None = None) -> None:
+            super().__init__()
+            self.num_classes, self.class_weights = num_classes, class_weights
+
+    @register_loss("takes_none")
+    class TakesNone(torch.nn.Module):
+        def __init__(self, scale: float = 2.0) -> None:
+            super().__init__()
+            self.scale = scale
+
+    loss = build_loss("takes_both+takes_none", 3, class_weights=[1.0, 2.0, 3.0])
+    both, none = loss.losses
+    assert (both.num_classes, both.class_weights, none.scale) == (3, [1.0, 2.0, 3.0], 2.0)
+    assert build_loss("takes_both", 4).class_weights is None
+    with pytest.raises(ConfigError, match="unknown loss 'ce'; choose one of takes_both, takes_none"):
+        build_loss("ce", 3)  # build_loss reads the registry, not a list of its own
