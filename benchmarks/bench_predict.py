@@ -33,14 +33,16 @@ import torch
 from bench_common import DEFAULT_DATA, has_data, median_time, print_rows, row, skipped, write_json
 from PIL import Image
 
+from pixelwise.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from pixelwise.core.device import resolve_precision, resolve_workers
 from pixelwise.data.io import read_image
 from pixelwise.data.presets import get_preset
 from pixelwise.data.transforms import eval_transform, normalize
-from pixelwise.inference.export import compare_with_runtime, export_onnx, export_openvino
+from pixelwise.inference.compare import compare_with_runtime
+from pixelwise.inference.export import export_onnx, export_openvino
 from pixelwise.inference.predictor import Predictor
 from pixelwise.models import create_model
-from pixelwise.models.checkpoint import IMAGENET_MEAN, IMAGENET_STD, CheckpointMeta, save_checkpoint
+from pixelwise.models.checkpoint import CheckpointMeta, save_checkpoint
 
 SIZE = (352, 480)  # (height, width): CamVid's 360x480 rounded down to the networks' multiple of 32
 ROW_NAMES = ("1a predict 352x480: pixelwise defaults vs plain smp fp32 loop",

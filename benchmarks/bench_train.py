@@ -36,9 +36,9 @@ from bench_common import DEFAULT_DATA, has_data, print_rows, row, skipped, write
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from pixelwise.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from pixelwise.core.device import resolve_workers
 from pixelwise.models import create_model
-from pixelwise.models.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 from pixelwise.training.config import TrainConfig
 
 CROP, BATCH, WORKERS, CLASSES, VOID = 256, 8, 2, 11, 11

@@ -50,6 +50,10 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         return entry
 
+    def remove(self, name: str) -> None:
+        """Forget ``name`` (tests that register a toy entry clean up after themselves)."""
+        self._entries.pop(name, None)
+
     def get(self, name: str) -> T:
         """The entry called ``name``; an unknown name raises :class:`ConfigError` listing the known ones."""
         if name not in self._entries:

@@ -25,7 +25,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from pixelwise.core.constants import IMAGENET_MEAN, IMAGENET_STD
-from pixelwise.core.errors import CheckpointError
+from pixelwise.core.errors import CheckpointError, ConfigError
 from pixelwise.core.files import atomic_path
 from pixelwise.core.version import __version__
 from pixelwise.data.classes import ClassSpec
@@ -49,7 +49,10 @@ class CheckpointMeta:
 
     @classmethod
     def for_model(cls, model: nn.Module, classes: ClassSpec, **kwargs: Any) -> CheckpointMeta:
-        """Metadata for a model built by :func:`pixelwise.create_model`."""
+        """Metadata for a model built by :func:`pixelwise.create_model` (or a registered model class)."""
+        if not getattr(model, "model_name", ""):
+            raise ConfigError(f"{type(model).__name__} is not a registered model, so a checkpoint could not rebuild "
+                              "it; decorate its class with @register_model(\"name\")")
         # Pretrained weights are inside the checkpoint: rebuilding must not look for them again.
         model_kwargs = {k: v for k, v in model.init_kwargs.items() if k != "encoder_weights"}
         return cls(model=model.model_name, model_kwargs=model_kwargs, classes=classes, **kwargs)
@@ -57,7 +60,6 @@ class CheckpointMeta:
     def to_json(self) -> str:
         data = asdict(self)
         data["classes"] = self.classes.model_dump()
-
         data["version"] = __version__
         data["format_version"] = FORMAT_VERSION
         return json.dumps(data)

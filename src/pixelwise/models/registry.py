@@ -14,6 +14,7 @@
 >>> model = create_model("tiny_example", num_classes=4, in_channels=None)
 >>> model.head.out_channels, model.model_name, model.init_kwargs
 (4, 'tiny_example', {'num_classes': 4})
+>>> unregister_model("tiny_example")  # a doctest must not leave a model behind for the other tests
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ def register_model(name: str) -> Callable[[M], M]:
         return MODELS.add(name, cls)
 
     return add
+
+
+def unregister_model(name: str) -> None:
+    """Remove a registered model (for tests that register a toy one)."""
+    MODELS.remove(name)
 
 
 def list_models() -> list[str]:
