@@ -31,5 +31,10 @@ bench: install
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 
+# The README's tables of formats, models, losses, backends and class presets, from the registries.
+.PHONY: readme
+readme: install
+	$(BIN)/python -m pixelwise.cli.readme README.md
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

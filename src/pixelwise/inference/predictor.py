@@ -107,7 +107,7 @@ class Predictor:
         self.overlap = overlap
         self._forward = with_tta(self._logits, tta_flip, tta_scales)
         # ``model`` may be a checkpoint, a model with .meta, an .onnx or an OpenVINO .xml file; the
-        # backend (PyTorch, onnxruntime, OpenVINO) is chosen as described in inference/backends/ (the auto rule: backends/choose.py).
+        # backend (PyTorch, onnxruntime, OpenVINO) is chosen by the auto rule of inference/backends/choose.py.
         self.backend = open_backend(model, backend, device, precision, compile, num_images)
         self.meta: CheckpointMeta = self.backend.meta
         self.device = getattr(self.backend, "device", torch.device("cpu"))

@@ -24,6 +24,7 @@ torch.Size([2, 16, 18])
 from __future__ import annotations
 
 import inspect
+from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,7 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-class SegmentationModel(nn.Module):
+class SegmentationModel(nn.Module, metaclass=ABCMeta):
     """Base class of every registered model: ``forward(x)`` is logits ``(N, num_classes, H, W)`` for any H, W.
 
     A subclass implements :meth:`forward_padded` and sets ``multiple``; the base class does the rest.
@@ -78,9 +79,9 @@ class SegmentationModel(nn.Module):
         """What the model does to the unpadded input before padding: nothing here (U-Net adds training noise)."""
         return x
 
+    @abstractmethod
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for ``x``, whose H and W divide by ``self.multiple``; any output size (see ``forward``)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement forward_padded(x)")
 
 
 def init_parameters(cls: type) -> dict[str, inspect.Parameter]:

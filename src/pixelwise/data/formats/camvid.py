@@ -23,6 +23,7 @@ def detect_camvid(root: Path) -> bool:
 
 @base.register_format("camvid", detect=detect_camvid, description="SegNet layout: train/ trainannot/ val/ valannot/")
 def open_camvid(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> base.DatasetIndex:
+    """Classes: the ``camvid`` preset (11 classes, 11 = void); any split may be missing."""
     base.take_options("camvid", options, {})
     splits = {s: base.pair_by_stem(root / s, root / f"{s}annot") for s in base.SPLITS if (root / f"{s}annot").is_dir()}
     return base.DatasetIndex(root, "camvid", base.classes_or_default(root, classes, "camvid"), splits)

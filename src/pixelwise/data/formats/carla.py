@@ -42,6 +42,9 @@ def index_carla(root: Path) -> dict[str, list[Sample]]:
 @base.register_format("carla", detect=detect_carla, detect_order=30,
                       description="CameraRGB/ + CameraSeg/ (class id in red)")
 def open_carla(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> base.DatasetIndex:
+    """Lyft-Udacity challenge / CARLA. Classes: ``carla`` (13, the default) or ``carla-reduced`` (other /
+    road / vehicle). Parts in ``dataA/``, ``dataB/``... are read together; splits from ``train.txt`` /
+    ``val.txt``, else every 10th image is ``val``."""
     base.take_options("carla", options, {})
     spec = base.classes_or_default(root, classes, "carla")
     if spec == get_preset("carla"):

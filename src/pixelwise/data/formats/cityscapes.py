@@ -70,6 +70,8 @@ def index_cityscapes(root: Path) -> dict[str, list[Sample]]:
 @base.register_format("cityscapes", detect=detect_cityscapes, detect_order=10,
                       description="leftImg8bit/<split>/<city>/ + gtFine/<split>/<city>/")
 def open_cityscapes(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> base.DatasetIndex:
+    """Labels from ``*_gtFine_labelIds.png``. Classes: ``cityscapes`` (the 19 train ids, the default),
+    ``cityscapes-categories`` (8) or ``cityscapes-labelids`` (all 34 label ids)."""
     base.take_options("cityscapes", options, {})
     spec = base.classes_or_default(root, classes, "cityscapes")
     reader = LookupReader(spec, label_id_table(spec), what="Cityscapes label id", valid="0..33")

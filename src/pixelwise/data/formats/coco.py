@@ -212,6 +212,8 @@ def index_json(path: Path, data: dict, image_dir: Path, values: dict[Any, int]
                       description="COCO JSON: annotations/instances_<split>.json or "
                                   "<split>/images + <split>/annotation.json")
 def open_coco(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> base.DatasetIndex:
+    """Classes: background, then the JSON's categories in list order. Polygons and RLE; needs
+    ``pip install 'pixelwise[coco]'``; options ``ann=PATH`` (one JSON), ``crowd=ignore|class``."""
     options = base.take_options("coco", options, {"ann": None, "crowd": ("ignore", "class")})
     crowd = options.get("crowd", "ignore")
     mask_api()  # fail now, not in the first DataLoader worker

@@ -51,6 +51,8 @@ def detect_composite(root: Path) -> bool:
 @base.register_format("composite", detect=detect_composite, detect_order=80,
                       description="train/ val/ of photo|colour-mask images side by side")
 def open_composite(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> base.DatasetIndex:
+    """Classes: any palette, default ``cityscapes-labelids`` (the 256x512 Cityscapes pix2pix set); option
+    ``tolerance=30``, the largest colour distance to a class's colour."""
     tolerance = _tolerance("composite", options)
     spec = base.classes_or_default(root, classes, "cityscapes-labelids")
     splits = {s: [Sample(p, p) for p in sorted(base.files_by_stem(root / s, IMAGE_EXTENSIONS).values())]
@@ -75,6 +77,8 @@ def detect_camvid32(root: Path) -> bool:
 @base.register_format("camvid32", detect=detect_camvid32, detect_order=25,
                       description="train/ train_labels/ (<stem>_L.png colour masks) + class_dict.csv")
 def open_camvid32(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> base.DatasetIndex:
+    """The 32-class CamVid colour labels. Classes: from ``class_dict.csv`` (``name,r,g,b``) or
+    ``classes.yaml``; option ``tolerance=30``, the largest colour distance to a class's colour."""
     tolerance = _tolerance("camvid32", options)
     spec = base.classes_or_default(root, classes, None) if classes is not None or (root / "classes.yaml").is_file() \
         else read_class_dict(root / "class_dict.csv")

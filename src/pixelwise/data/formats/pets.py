@@ -47,6 +47,8 @@ def index_pets(root: Path) -> dict[str, list[Sample]]:
 @base.register_format("pets", detect=detect_pets, detect_order=20,
                       description="images/ + annotations/trimaps/ + trainval.txt/test.txt")
 def open_pets(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> base.DatasetIndex:
+    """Oxford-IIIT Pet. Classes: ``pets`` (background / pet, the default) or ``pets-trimap``; option
+    ``border=ignore|pet|background``. ``trainval.txt`` is ``train``, ``test.txt`` is ``val``."""
     options = base.take_options("pets", options, {"border": ("ignore", "pet", "background")})
     spec = base.classes_or_default(root, classes, "pets")
     if spec == get_preset("pets"):

@@ -85,6 +85,8 @@ def _read_rows(path: Path, class_column: str | None) -> dict[str, list[tuple[str
 @base.register_format("rle-csv", detect=detect_rle_csv, detect_order=40,
                       description="a CSV with ImageId,EncodedPixels beside an image folder")
 def open_rle_csv(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> base.DatasetIndex:
+    """Classes: ``binary`` (the default) or ``classes.yaml``. Kaggle's ``ImageId,EncodedPixels[,ClassId]``;
+    options ``csv=``, ``images=``, ``order=F|C``, ``class_column=``."""
     options = base.take_options("rle-csv", options, {"csv": None, "images": None, "order": ("F", "C"),
                                                 "class_column": None})
     csvs = _rle_csvs(root)

@@ -66,7 +66,7 @@ class Backend(ABC):
     @classmethod
     def from_file(cls, path: Path, meta: CheckpointMeta, precision: str = "auto") -> Backend:
         """A backend running the exported file ``path`` (one of :meth:`suffixes`)."""
-        raise NotImplementedError(f"{cls.__name__} sets export_format, so it implements from_file")
+        raise TypeError(f"{cls.__name__} sets export_format = {cls.export_format!r}, so it must define from_file")
 
 
 BACKENDS: Registry[type[Backend]] = Registry("--backend", hint="or auto, the fastest available")

@@ -21,6 +21,7 @@ already exists; pass --overwrite to replace it or choose another --out
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import torch.nn as nn
@@ -32,22 +33,22 @@ from pixelwise.models.checkpoint import CheckpointMeta, load_checkpoint
 OPSET = 18
 
 
-class Exporter:
+class Exporter(ABC):
     """A file format a model can be exported to; subclasses set the attributes and both static methods."""
 
     suffix: str = ""  # of the file it writes, e.g. ".onnx"
     title: str = ""  # for messages, e.g. "ONNX"
 
     @staticmethod
+    @abstractmethod
     def export(model: nn.Module, meta: CheckpointMeta, path: str | Path, opset: int = OPSET,
                overwrite: bool = False) -> Path:
         """Write ``model`` with ``meta`` inside to ``path``; returns ``path``."""
-        raise NotImplementedError("an exporter implements export()")
 
     @staticmethod
+    @abstractmethod
     def read_meta(path: str | Path) -> CheckpointMeta:
         """The pixelwise metadata of a file this exporter wrote."""
-        raise NotImplementedError("an exporter implements read_meta()")
 
 
 EXPORTERS: Registry[type[Exporter]] = Registry("export format")

@@ -1,0 +1,95 @@
+"""``pixelwise predict`` and ``pixelwise export``: a trained model put to use.
+
+>>> parse_scales("0.75,1,1.25")
+(0.75, 1.0, 1.25)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from pixelwise.cli.common import BACKEND_HELP, BatchSize, Device, Precision, one_of, parse_size_option
+from pixelwise.inference.compare import compare_with_runtime
+from pixelwise.inference.export import OPSET, export_checkpoint, list_export_formats
+from pixelwise.inference.predictor import predict_to_folder
+from pixelwise.models.checkpoint import load_model
+
+
+def predict(
+    checkpoint: Annotated[Path, typer.Argument(
+        help="A best.safetensors written by train, or an exported .onnx / OpenVINO .xml.")],
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")],
+    batch_size: BatchSize = 4,
+    workers: Annotated[int | None, typer.Option(
+        help="Decoding processes (default: 0 on a 2-core CPU, else 2).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
+    precision: Precision = "auto",
+    device: Device = "auto",
+    tile: Annotated[str | None, typer.Option(
+        help="Tiled prediction HxW, e.g. 512x512: large images at native resolution, not resized to the "
+             "training size; --batch-size then counts tiles.")] = None,
+    overlap: Annotated[float, typer.Option(help="Tile overlap, a fraction in [0, 1).")] = 0.25,
+    tta_flip: Annotated[bool, typer.Option("--tta-flip", help="Also predict the mirrored image; average.")] = False,
+    tta_scales: Annotated[str | None, typer.Option(
+        help="Also predict resized inputs, e.g. 0.75,1,1.25; average.")] = None,
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model (torch backend).")] = False,
+) -> None:
+    """Label images; writes <name>_labels.png (class ids), <name>_color.png and <name>_overlay.png.
+
+    \b
+    Examples:
+      pixelwise predict runs/camvid/best.safetensors data/camvid/val --out preds
+      pixelwise predict runs/sat/best.safetensors big.tif --out preds --tile 512x512 --overlap 0.25 --tta-flip
+    """
+    tile_size = parse_size_option(tile, "--tile") if tile is not None else None
+    if not 0 <= overlap < 1:
+        raise click.BadParameter(f"{overlap} is not in [0, 1); e.g. 0.25", param_hint="--overlap")
+    scales = parse_scales(tta_scales) if tta_scales is not None else (1.0,)
+    written = predict_to_folder(checkpoint, inputs, out, batch_size, workers, overwrite, device, precision,
+                                tile=tile_size, overlap=overlap, tta_flip=tta_flip, tta_scales=scales,
+                                backend=backend, compile=compile, log=typer.echo)
+    typer.echo(f"wrote {3 * len(written)} files for {len(written)} images to {out}")
+
+
+def parse_scales(text: str) -> tuple[float, ...]:
+    """``--tta-scales``: a comma list of positive numbers."""
+    try:
+        scales = tuple(float(s) for s in text.split(","))
+    except ValueError:
+        scales = ()
+    if not scales or not all(s > 0 for s in scales):
+        raise click.BadParameter(f"'{text}' is not a comma list of positive scales, e.g. 0.75,1,1.25",
+                                 param_hint="--tta-scales")
+    return scales
+
+
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A best.safetensors written by train.")],
+    format: Annotated[str, typer.Option("--format", help=f"{one_of(list_export_formats())}.")] = "onnx",
+    out: Annotated[Path | None, typer.Option(
+        help="Output file; default: the checkpoint's name with .onnx (OpenVINO: .xml + .bin).")] = None,
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = OPSET,
+    check: Annotated[bool, typer.Option(help="Compare the runtime with PyTorch on random input.")] = True,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
+) -> None:
+    """Export a checkpoint to ONNX or OpenVINO (dynamic batch, height and width; classes and normalisation inside).
+
+    \b
+    Examples:
+      pixelwise export runs/camvid/best.safetensors --format onnx
+      pixelwise export runs/camvid/best.safetensors --format openvino
+    """
+    path = export_checkpoint(checkpoint, out, format, opset, overwrite)
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if check:
+        model = load_model(checkpoint)
+        shape = (1, model.init_kwargs.get("in_channels", 3), 67, 93)  # odd on purpose: exercises the padding
+        diff = compare_with_runtime(model, path, shape)
+        runtime = "OpenVINO" if path.suffix == ".xml" else "onnxruntime"
+        typer.echo(f"{runtime} vs PyTorch fp32 at {'x'.join(map(str, shape))}: max abs difference {diff:.2g}")

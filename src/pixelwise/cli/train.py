@@ -1,0 +1,178 @@
+"""``pixelwise train`` and ``pixelwise evaluate``.
+
+``train`` builds its recipe generically: every flag named like a :class:`TrainConfig` field sets that
+field when given, so a new field needs only its flag here. ``--model-option`` and ``--upsample`` are
+merged into the recipe's ``model_kwargs``; ``--class-weights`` is parsed first.
+
+>>> parse_model_options(["base_filters=32", "blur=true"])
+{'base_filters': 32, 'blur': True}
+>>> parse_weights("1,2.5"), parse_weights("auto")
+([1.0, 2.5], 'auto')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+import yaml
+
+from pixelwise.cli.common import (
+    CLASSES_HELP,
+    EXIT_INTERRUPTED,
+    FORMAT_HELP,
+    LOSS_HELP,
+    MODEL_HELP,
+    OPTIMIZER_HELP,
+    SCHEDULE_HELP,
+    UPSAMPLE_HELP,
+    BatchSize,
+    Device,
+    Precision,
+    Workers,
+)
+from pixelwise.core.errors import ConfigError
+from pixelwise.core.metrics import format_table
+from pixelwise.training.config import TrainConfig, load_config
+from pixelwise.training.evaluate import evaluate_checkpoint
+from pixelwise.training.trainer import TrainResult
+from pixelwise.training.trainer import train as run_training
+
+
+def train(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option("--config", help="Recipe YAML; flags override it.")] = None,
+    data: Annotated[str | None, typer.Option(help="Dataset folder.")] = None,
+    format: Annotated[str | None, typer.Option(help=f"Dataset layout: {FORMAT_HELP}.")] = None,
+    classes: Annotated[str | None, typer.Option(help=f"{CLASSES_HELP}.")] = None,
+    model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
+    encoder: Annotated[str | None, typer.Option(help="timm encoder, e.g. resnet34.")] = None,
+    encoder_weights: Annotated[str | None, typer.Option(help="none, imagenet or a weights file.")] = None,
+    encoder_lr_mult: Annotated[float | None, typer.Option(help="Encoder learning rate = lr x this.")] = None,
+    freeze_encoder_epochs: Annotated[int | None, typer.Option(
+        help="Train only the decoder for the first N epochs.")] = None,
+    upsample: Annotated[str | None, typer.Option(help=UPSAMPLE_HELP)] = None,
+    compile: Annotated[bool | None, typer.Option("--compile", help="torch.compile the training forward.")] = None,
+    model_option: Annotated[list[str] | None, typer.Option(
+        help="Model option KEY=VALUE (YAML value), repeatable, e.g. base_filters=32.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Number of epochs.")] = None,
+    time_budget: Annotated[str | None, typer.Option(help="Stop after this long, e.g. 30m.")] = None,
+    img_size: Annotated[str | None, typer.Option(help="Training size HxW, e.g. 352x480.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per step.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    loss: Annotated[str | None, typer.Option(help=LOSS_HELP)] = None,
+    optimizer: Annotated[str | None, typer.Option(help=OPTIMIZER_HELP)] = None,
+    schedule: Annotated[str | None, typer.Option(help=SCHEDULE_HELP)] = None,
+    grad_clip: Annotated[float | None, typer.Option(help="Max gradient norm.")] = None,
+    class_weights: Annotated[str | None, typer.Option(
+        help="CE class weights: auto (median frequency), inverse, or a comma list.")] = None,
+    precision: Precision = None,
+    device: Device = None,
+    workers: Workers = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    patience: Annotated[int | None, typer.Option(help="Early stopping after N epochs without a better mIoU.")] = None,
+    out: Annotated[str | None, typer.Option(help="Run folder (default: runs/<time>).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly.")] = False,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars.")] = None,
+) -> None:
+    """Train a model; writes RUN_DIR/best.safetensors, metrics.csv and plots.
+
+    \b
+    Examples:
+      pixelwise train --data data/camvid --epochs 40 --img-size 352x480 --out runs/camvid
+      pixelwise train --config configs/camvid.yaml --time-budget 30m
+      pixelwise train --out runs/camvid --resume
+    """
+    # Every option reaches build_recipe by name through ctx.params, which is why most are not used here.
+    result = run_training(build_recipe(ctx.params), resume=resume)
+    if result.is_main:  # under torchrun / accelerate launch only the first process reports
+        report_training(result)
+    if result.stop_reason == "interrupted":
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def build_recipe(flags: dict[str, Any]) -> TrainConfig:
+    """The recipe of a run from ``train``'s options by name (``None``: not given).
+
+    ``--config`` is the base; with ``--resume`` and no ``--config`` it is RUN/config.yaml, so a resumed
+    run keeps its recipe and the flags extend it.
+    """
+    config, out = flags["config"], flags["out"]
+    if flags["resume"] and config is None and out is not None and (Path(out) / "config.yaml").is_file():
+        config = Path(out) / "config.yaml"
+    fields = {name: value for name, value in flags.items() if name in TrainConfig.model_fields and value is not None}
+    if flags["class_weights"] is not None:
+        fields["class_weights"] = parse_weights(flags["class_weights"])
+    options = parse_model_options(flags["model_option"] or [])
+    if flags["upsample"] is not None:
+        options["upsample"] = flags["upsample"]
+    recipe = load_config(config, **fields)
+    if options:  # merged into the recipe's model_kwargs rather than replacing them; validated on assignment
+        recipe.model_kwargs = {**recipe.model_kwargs, **options}
+    return recipe
+
+
+def parse_model_options(items: list[str]) -> dict[str, object]:
+    """``["base_filters=32", "blur=true"]`` to ``{"base_filters": 32, "blur": True}`` (values read as YAML)."""
+    options: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--model-option '{item}': write KEY=VALUE, e.g. base_filters=32")
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--model-option '{item}': the value is not valid YAML") from None
+    return options
+
+
+def parse_weights(text: str) -> str | list[float]:
+    """``--class-weights``: a named rule (``auto``, ``median``, ``inverse``) or a comma list of numbers."""
+    if text in ("auto", "median", "inverse"):
+        return text
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is not auto, median, inverse or a comma list of numbers",
+                                 param_hint="--class-weights") from None
+
+
+def report_training(result: TrainResult) -> None:
+    """The best epoch's table, where the run is and why it stopped."""
+    if result.best_metrics:
+        typer.echo(format_table(result.best_metrics))
+    typer.echo(f"run: {result.run_dir} ({result.stop_reason}, {result.epochs_done} epochs)")
+    if result.best_metrics:
+        typer.echo(f"best val mIoU: {result.best_metrics['miou']:.4f}  ->  {result.best_checkpoint}")
+    if result.report is not None:  # the last line: where to look first
+        typer.echo(f"report: {result.report}")
+
+
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A best.safetensors written by train.")],
+    data: Annotated[str, typer.Option(help="Dataset folder.")],
+    split: Annotated[str, typer.Option(help="Split to score.")] = "val",
+    format: Annotated[str, typer.Option(help=f"Dataset layout: {FORMAT_HELP}.")] = "auto",
+    classes: Annotated[str | None, typer.Option(help=f"{CLASSES_HELP} (default: the checkpoint's).")] = None,
+    json_path: Annotated[Path | None,
+                         typer.Option("--json", help="Metrics JSON (default: beside the checkpoint).")] = None,
+    confusion: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG (default: beside the JSON).")] = None,
+    batch_size: BatchSize = 4,
+    workers: Workers = None,
+    precision: Precision = "auto",
+    device: Device = "auto",
+) -> None:
+    """Score a checkpoint: per-class IoU/Dice table, metrics JSON and a confusion-matrix PNG.
+
+    \b
+    Example:
+      pixelwise evaluate runs/camvid/best.safetensors --data data/camvid --split val --json val.json
+    """
+    json_path = json_path or checkpoint.with_name(f"eval_{split}.json")
+    confusion = confusion or json_path.with_name(json_path.stem + "_confusion.png")
+    metrics = evaluate_checkpoint(checkpoint, data, split, format, classes, batch_size, workers, device, precision,
+                                  json_path, confusion)
+    typer.echo(format_table(metrics))
+    typer.echo(f"{split}: {metrics['images']} images, mIoU {metrics['miou']:.4f}; wrote {json_path} and {confusion}")
