@@ -74,7 +74,7 @@ def inspect_dataset(root: str | Path, format: str = "auto", classes: ClassesArg 
     per-file problem (unreadable files, size mismatches, unknown colours or ids). Layout-level problems
     (unpaired files, a missing split) raise :class:`~pixelwise.core.errors.DataError` as in training."""
     index = open_dataset(root, format, classes)
-    report = InspectReport(index.root, index.format, index.classes)
+    report = InspectReport(index.root, index.format, index.classes, warnings=list(index.notes))
     for split, samples in index.splits.items():
         scan = scan_dataset(samples, index.classes, workers, index.reader, collect=True)
         report.splits[split] = scan

@@ -60,6 +60,8 @@ def open_and_check(cfg: TrainConfig, log: Log) -> tuple[DatasetIndex, ScanResult
     log(f"data: {index.root} ({index.format}), {len(train_samples)} train / {len(val_samples)} val "
         f"images, {index.classes.num_classes} classes"
         + (f"; not in train: {', '.join(absent)}" if absent else ""))
+    for note in index.notes:
+        log(note)
     decoder = getattr(index.reader, "decoder", None)
     if decoder is not None and decoder.summary():
         log(f"warning: {decoder.summary()}")

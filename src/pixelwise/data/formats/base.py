@@ -19,6 +19,7 @@ from pathlib import Path
 from pixelwise.core.errors import ConfigError, DataError
 from pixelwise.core.registry import Registry
 from pixelwise.data.classes import ClassSpec
+from pixelwise.data.infer_classes import infer_classes, no_classes_error
 from pixelwise.data.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 from pixelwise.data.presets import get_preset, resolve_classes
 from pixelwise.data.sample import Sample, SampleReader
@@ -35,6 +36,10 @@ class DatasetIndex:
     classes: ClassSpec
     splits: dict[str, list[Sample]] = field(default_factory=dict)
     reader: SampleReader | None = None  # None: index-mask files
+    # Lines for the user about how the data was read (e.g. classes inferred from the masks); the data
+    # layer prints nothing, its callers (train, inspect) show these.
+    notes: list[str] = field(default_factory=list)
+    classes_inferred: bool = False  # no classes.yaml nor --classes: read off the masks (the trainer saves them)
 
     def __post_init__(self) -> None:
         if self.reader is None:
@@ -149,15 +154,31 @@ def list_formats() -> list[str]:
     return [f.name for f in sorted((FORMATS.get(n) for n in FORMATS), key=lambda f: f.detect_order)]
 
 
+def given_classes(root: Path, classes: ClassesArg) -> ClassSpec | None:
+    """``--classes`` if given, else ``classes.yaml`` beside the data, else None."""
+    return classes if isinstance(classes, ClassSpec) else resolve_classes(classes, root)
+
+
 def classes_or_default(root: Path, classes: ClassesArg, default: str | None) -> ClassSpec:
     """``--classes`` if given, else ``classes.yaml`` beside the data, else the format's preset."""
-    spec = classes if isinstance(classes, ClassSpec) else resolve_classes(classes, root)
+    spec = given_classes(root, classes)
     if spec is None and default:
         spec = get_preset(default)
     if spec is None:
-        raise DataError(f"{root}: no classes.yaml found; write one beside the data (see README) "
-                        "or pass --classes PRESET|PATH")
+        raise no_classes_error(root)
     return spec
+
+
+def index_with_classes(root: Path, fmt: str, classes: ClassesArg, splits: dict[str, list[Sample]]) -> DatasetIndex:
+    """The index of an index-mask layout without a preset: its classes are ``--classes`` if given, else
+    ``classes.yaml`` beside the data, else inferred from the masks where they are unambiguous (with a
+    note saying so; see :mod:`pixelwise.data.infer_classes`), else a DataError saying what the masks hold."""
+    spec = given_classes(root, classes)
+    if spec is not None:
+        return DatasetIndex(root, fmt, spec, splits)
+    masks = sorted({s.mask for samples in splits.values() for s in samples if s.mask is not None})
+    inferred = infer_classes(masks, root)
+    return DatasetIndex(root, fmt, inferred.spec, splits, notes=[inferred.note], classes_inferred=True)
 
 
 def parse_format(text: str) -> tuple[str, dict[str, str]]:

@@ -2,7 +2,8 @@
 
 Splits come from subfolders (``images/train``, ``masks/train`` or ``train/images``, ``train/masks``) or
 from list files (``train.txt``, ``val.txt``: one stem per line). With neither, every 10th image goes
-to ``val``. Classes come from ``classes.yaml`` beside the data or ``--classes``.
+to ``val``. Classes come from ``classes.yaml`` beside the data or ``--classes``; without either, they
+are inferred from the masks where that is unambiguous (see :mod:`pixelwise.data.infer_classes`).
 
 >>> import tempfile
 >>> root = Path(tempfile.mkdtemp())
@@ -48,5 +49,7 @@ def index_folders(root: Path) -> dict[str, list[Sample]]:
 @base.register_format("folders", detect=detect_folders, detect_order=90,
                       description="images/ + masks/ index PNGs, split by subfolders or train.txt/val.txt")
 def open_folders(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> base.DatasetIndex:
+    """Classes: ``classes.yaml`` beside the data. Splits: subfolders (``images/train``, ``masks/train`` or
+    ``train/images``, ``train/masks``), else ``train.txt`` / ``val.txt``, else every 10th image is ``val``."""
     base.take_options("folders", options, {})
-    return base.DatasetIndex(root, "folders", base.classes_or_default(root, classes, None), index_folders(root))
+    return base.index_with_classes(root, "folders", classes, index_folders(root))
