@@ -13,6 +13,7 @@ treated as void. Every PNG is written atomically so a crash never leaves a half-
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -31,7 +32,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from pixelwise.core.files import atomic_path  # noqa: E402
 
-__all__ = ["colorize", "overlay", "plot_class_shares", "plot_confusion", "plot_curves", "save_grid"]
+__all__ = ["class_shares_figure", "colorize", "confusion_figure", "curves_figure", "figure_png", "heatmap",
+           "overlay", "plot_class_shares", "plot_confusion", "plot_curves", "save_grid"]
 
 
 def _valid_mask(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -47,6 +49,20 @@ def _save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> None:
     finally:
         # Figures are never shown, so without an explicit close they pile up in pyplot's registry.
         plt.close(fig)
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """``fig`` as PNG bytes, for a page that embeds its images (no file); the figure is closed.
+
+    >>> figure_png(curves_figure([{"epoch": 1, "train_loss": 0.5}]))[:4]
+    b'\\x89PNG'
+    """
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)  # as in _save_figure: never shown, so closed here
+    return buffer.getvalue()
 
 
 def colorize(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
@@ -89,6 +105,16 @@ def overlay(image: np.ndarray, labels: np.ndarray, palette: np.ndarray, alpha: f
         colour = tuple(int(c) for c in palette[cls])
         cv2.drawContours(out, contours, -1, colour, thickness=1)
     return out
+
+
+def heatmap(values: np.ndarray, cmap: str = "magma") -> np.ndarray:
+    """An RGB picture of ``values`` in 0..1 (e.g. an uncertainty map): dark is 0, bright is 1.
+
+    >>> heatmap(np.array([[0.0, 1.0]])).shape
+    (1, 2, 3)
+    """
+    colours = matplotlib.colormaps[cmap](np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0))
+    return np.rint(colours[..., :3] * 255).astype(np.uint8)  # RGBA floats to RGB bytes
 
 
 def _present_classes(label_maps: list[np.ndarray], num_classes: int) -> list[int]:
@@ -152,7 +178,12 @@ def _finite_points(epochs: list[int], values: list[float]) -> tuple[list[int], l
 
 
 def plot_curves(history: list[dict], path: str | Path) -> None:
-    """Plot train/val loss and val mIoU against epoch, side by side."""
+    """Plot train/val loss and val mIoU against epoch, side by side, into a PNG file."""
+    _save_figure(curves_figure(history), path)
+
+
+def curves_figure(history: list[dict]) -> Figure:
+    """Train/val loss and val mIoU against epoch, side by side (``epoch``, ``*_loss``, ``val_miou`` per row)."""
     if not history:
         raise ValueError("plot_curves needs at least one epoch of history")
     epochs = [int(row["epoch"]) for row in history]
@@ -175,10 +206,15 @@ def plot_curves(history: list[dict], path: str | Path) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         ax.legend()
-    _save_figure(fig, path)
+    return fig
 
 
 def plot_confusion(matrix: np.ndarray, names: list[str], path: str | Path) -> None:
+    """Heatmap of the row-normalised confusion matrix (rows = truth, columns = prediction), into a PNG file."""
+    _save_figure(confusion_figure(matrix, names), path)
+
+
+def confusion_figure(matrix: np.ndarray, names: list[str]) -> Figure:
     """Heatmap of the row-normalised confusion matrix (rows = truth, columns = prediction)."""
     counts = np.asarray(matrix, dtype=np.float64)
     n = counts.shape[0]
@@ -212,12 +248,17 @@ def plot_confusion(matrix: np.ndarray, names: list[str], path: str | Path) -> No
                     fontsize=8,
                     color="white" if value > 0.5 else "black",  # stay readable on dark cells
                 )
-    _save_figure(fig, path)
+    return fig
 
 
 def plot_class_shares(
     shares: dict[str, float], path: str | Path, title: str = "pixel share per class"
 ) -> None:
+    """Horizontal bar chart of per-class pixel fractions, labelled as percentages, into a PNG file."""
+    _save_figure(class_shares_figure(shares, title), path)
+
+
+def class_shares_figure(shares: dict[str, float], title: str = "pixel share per class") -> Figure:
     """Horizontal bar chart of per-class pixel fractions, labelled as percentages."""
     names = list(shares)
     percents = [100.0 * float(v) for v in shares.values()]
@@ -229,4 +270,4 @@ def plot_class_shares(
     ax.set_xlim(0.0, max([1.0, *percents]) * 1.15)  # headroom for the bar labels
     ax.set_title(title)
     ax.grid(True, axis="x", alpha=0.3)
-    _save_figure(fig, path)
+    return fig

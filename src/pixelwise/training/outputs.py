@@ -35,12 +35,22 @@ from pixelwise.training.config import TrainConfig
 
 BEST_CHECKPOINT = "best.safetensors"
 BEST_METRICS = "best_metrics.json"
+INFERRED_CLASSES = "classes.yaml"
 
 Preview = tuple[np.ndarray, np.ndarray, np.ndarray]  # image, truth, prediction
 
 
-def write_config(run_dir: Path, config: TrainConfig) -> None:
-    """``config.yaml``: the full recipe, which ``--resume`` and a rerun read back."""
+def write_config(run_dir: Path, config: TrainConfig, inferred_classes: ClassSpec | None = None) -> None:
+    """``config.yaml``: the full recipe, which ``--resume`` and a rerun read back.
+
+    Classes inferred from the masks (the data had no classes.yaml) are written to ``classes.yaml`` in
+    the run folder and the recipe's ``classes`` points at it, so a rerun or ``--resume`` uses exactly
+    these classes rather than inferring again.
+    """
+    if inferred_classes is not None:
+        with atomic_path(run_dir / INFERRED_CLASSES) as tmp:
+            inferred_classes.to_yaml(tmp)
+        config = config.model_copy(update={"classes": str(run_dir / INFERRED_CLASSES)})
     write_text(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
 
 

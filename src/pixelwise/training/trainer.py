@@ -3,18 +3,21 @@
 A run directory holds everything a run wrote::
 
     RUN_DIR/config.yaml         the full recipe (resume and reproduce from it)
+    RUN_DIR/classes.yaml        the classes, when they were inferred from the masks (config.yaml names it)
     RUN_DIR/best.safetensors    weights + metadata of the epoch with the best val mIoU
     RUN_DIR/best_metrics.json   that epoch's validation metrics
     RUN_DIR/last/               full training state of the latest step (``--resume`` continues it)
     RUN_DIR/metrics.csv         one row per epoch
     RUN_DIR/curves.png          loss and val mIoU per epoch
     RUN_DIR/predictions.png     image | truth | prediction for a few validation images
+    RUN_DIR/report.html         all of the above on one page, with the best and worst validation images
 
 :meth:`Trainer.fit` reads as the loop it runs: set up, then per epoch :meth:`~Trainer.train_epoch`,
 :meth:`~Trainer.validate` and :meth:`~Trainer.end_epoch`. The parts live beside this module:
 ``data_setup`` (dataset, cache, loaders), ``model_setup`` (model, optimizer), ``sampler`` (who sees
 which image), ``run_dir`` (the run folder), ``distributed`` (what the processes of a DDP job agree on),
-``outputs`` (the files above), ``state`` (``last/``, for ``--resume``) and ``schedule`` (the lr).
+``outputs`` (the files above), ``state`` (``last/``, for ``--resume``), ``schedule`` (the lr) and
+``report`` (report.html, written when training ends).
 
 Example (a few seconds on tiny built-in data; the run logs one line per epoch):
 
@@ -44,7 +47,7 @@ import torch.nn as nn
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from pixelwise.core.device import compile_or_eager, resolve_device, resolve_precision
+from pixelwise.core.device import compile_or_eager, resolve_device, resolve_precision, resolve_workers
 from pixelwise.core.errors import ConfigError
 from pixelwise.data.transforms import normalize
 from pixelwise.models.checkpoint import CheckpointMeta
@@ -56,6 +59,7 @@ from pixelwise.training.evaluate import evaluate_model
 from pixelwise.training.finetune import set_encoder_frozen
 from pixelwise.training.losses import build_loss
 from pixelwise.training.model_setup import build_model_and_optimizer
+from pixelwise.training.report import write_report_or_warn
 from pixelwise.training.run_dir import agreed_run_dir
 from pixelwise.training.schedule import lr_factor, training_progress
 from pixelwise.training.state import TrainState, load_state, save_state
@@ -72,6 +76,7 @@ class TrainResult:
     stop_reason: str
     history: list[dict[str, Any]] = field(default_factory=list)
     is_main: bool = True  # False in the other processes of a DDP job: they should print nothing
+    report: Path | None = None  # RUN_DIR/report.html, when it was written
 
 
 @dataclass
@@ -140,8 +145,13 @@ class Trainer:
             # A resumed run that did not improve: the best is the earlier session's. (Had this session
             # improved, rank 0 might still be writing the file while another process read it.)
             self.best_metrics = outputs.read_best_metrics(self.run_dir)
+        report = None
+        if self.is_main and stop_reason != "interrupted":  # after Ctrl-C, stop now; --resume writes it later
+            # Never fails the run: an error is one warning line (see training/report.py).
+            report = write_report_or_warn(self.run_dir, self.data.index, self.device, self.log,
+                                          resolve_workers(self.config.workers, self.device))
         return TrainResult(self.run_dir, self.run_dir / outputs.BEST_CHECKPOINT, self.best_metrics, self.state.epoch,
-                           stop_reason, self.state.history, is_main=self.is_main)
+                           stop_reason, self.state.history, is_main=self.is_main, report=report)
 
     # ------------------------------------------------------------------------------ set-up
     def _set_up(self) -> None:
@@ -174,7 +184,8 @@ class Trainer:
         if not self.resume:
             if self.is_main:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
-                outputs.write_config(self.run_dir, self.config)
+                outputs.write_config(self.run_dir, self.config,
+                                     self.data.classes if self.data.index.classes_inferred else None)
             return TrainState()
         state = load_state(self.run_dir / "last", self.raw_model, self.optimizer)
         if not self.is_main:
