@@ -30,5 +30,5 @@ def demo(
     result = run_demo(out, time_budget, progress)
     if result.train.stop_reason == "interrupted":
         raise typer.Exit(EXIT_INTERRUPTED)
-    typer.echo(f"run: {result.run_dir}  (best.safetensors, metrics.json, curves.png, predictions.png, predictions/)")
+    typer.echo(f"run: {result.run_dir}  (best.safetensors, metrics.json, report.html, curves.png, predictions/)")
     typer.echo(f"val mIoU: {result.miou:.4f}")

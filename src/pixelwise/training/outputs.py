@@ -1,5 +1,17 @@
 """The files a training run writes into its folder, each written atomically (see :mod:`pixelwise.core.files`).
 
+A run folder holds everything a run wrote::
+
+    RUN_DIR/config.yaml         the full recipe (resume and reproduce from it)
+    RUN_DIR/classes.yaml        the classes, when they were inferred from the masks (config.yaml names it)
+    RUN_DIR/best.safetensors    weights + metadata of the epoch with the best val mIoU
+    RUN_DIR/best_metrics.json   that epoch's validation metrics
+    RUN_DIR/last/               full training state of the latest step (``--resume`` continues it)
+    RUN_DIR/metrics.csv         one row per epoch
+    RUN_DIR/curves.png          loss and val mIoU per epoch
+    RUN_DIR/predictions.png     image | truth | prediction for a few validation images
+    RUN_DIR/report.html         all of the above on one page, with the best and worst validation images
+
 Only rank 0 calls these writers; a crash or Ctrl-C at any moment leaves every file whole (the old
 version or the new one). ``curves.png`` and ``predictions.png`` are drawn with matplotlib, which
 :mod:`pixelwise.core.viz` imports; it is imported where a plot is drawn, not with this module: it

@@ -1,16 +1,6 @@
 """The training loop, on HF Accelerate (one process, DDP across processes or machines).
 
-A run directory holds everything a run wrote::
-
-    RUN_DIR/config.yaml         the full recipe (resume and reproduce from it)
-    RUN_DIR/classes.yaml        the classes, when they were inferred from the masks (config.yaml names it)
-    RUN_DIR/best.safetensors    weights + metadata of the epoch with the best val mIoU
-    RUN_DIR/best_metrics.json   that epoch's validation metrics
-    RUN_DIR/last/               full training state of the latest step (``--resume`` continues it)
-    RUN_DIR/metrics.csv         one row per epoch
-    RUN_DIR/curves.png          loss and val mIoU per epoch
-    RUN_DIR/predictions.png     image | truth | prediction for a few validation images
-    RUN_DIR/report.html         all of the above on one page, with the best and worst validation images
+The run folder's files are listed in :mod:`pixelwise.training.outputs`.
 
 :meth:`Trainer.fit` reads as the loop it runs: set up, then per epoch :meth:`~Trainer.train_epoch`,
 :meth:`~Trainer.validate` and :meth:`~Trainer.end_epoch`. The parts live beside this module:
