@@ -37,6 +37,7 @@ from pixelwise.core.errors import ConfigError
 from pixelwise.core.metrics import format_table
 from pixelwise.training.config import TrainConfig, load_config
 from pixelwise.training.evaluate import evaluate_checkpoint
+from pixelwise.training.plan_dataset import planned_config
 from pixelwise.training.trainer import TrainResult
 from pixelwise.training.trainer import train as run_training
 
@@ -76,21 +77,37 @@ def train(
     out: Annotated[str | None, typer.Option(help="Run folder (default: runs/<time>).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly.")] = False,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars.")] = None,
+    plan: Annotated[bool | None, typer.Option("--plan/--no-plan", help=(
+        "Plan the recipe from the dataset's fingerprint and this machine's speed (flags win). Default: "
+        "plan when there is neither --config nor --epochs."))] = None,
 ) -> None:
-    """Train a model; writes RUN_DIR/best.safetensors, metrics.csv and plots.
+    """Train a model; writes RUN_DIR/best.safetensors, metrics.csv, plots and report.html.
 
     \b
     Examples:
+      pixelwise train --data data/camvid --time-budget 60m          (a planned recipe)
       pixelwise train --data data/camvid --epochs 40 --img-size 352x480 --out runs/camvid
       pixelwise train --config configs/camvid.yaml --time-budget 30m
       pixelwise train --out runs/camvid --resume
     """
-    # Every option reaches build_recipe by name through ctx.params, which is why most are not used here.
-    result = run_training(build_recipe(ctx.params), resume=resume)
+    # Every option reaches the recipe by name through ctx.params, which is why most are not used here.
+    result = train_from_flags(ctx.params)
     if result.is_main:  # under torchrun / accelerate launch only the first process reports
         report_training(result)
     if result.stop_reason == "interrupted":
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def train_from_flags(flags: dict[str, Any]) -> TrainResult:
+    """Train with a planned recipe (``--plan``, or neither ``--config`` nor ``--epochs`` given) or the recipe
+    the flags and ``--config`` make; the plan is printed first."""
+    plan, resume = flags["plan"], flags["resume"]
+    if plan if plan is not None else (flags["config"] is None and flags["epochs"] is None and not resume):
+        recipe, planned = planned_config(given_fields(flags))
+        typer.echo("plan (values planned from the dataset's fingerprint and this machine's speed; flags win):")
+        typer.echo(planned.to_yaml().rstrip())
+        return run_training(recipe, resume=resume, plan=planned.records())
+    return run_training(build_recipe(flags), resume=resume)
 
 
 def build_recipe(flags: dict[str, Any]) -> TrainConfig:
@@ -102,16 +119,26 @@ def build_recipe(flags: dict[str, Any]) -> TrainConfig:
     config, out = flags["config"], flags["out"]
     if flags["resume"] and config is None and out is not None and (Path(out) / "config.yaml").is_file():
         config = Path(out) / "config.yaml"
+    fields = given_fields(flags)
+    options = fields.pop("model_kwargs", {})
+    recipe = load_config(config, **fields)
+    if options:  # merged into the recipe's model_kwargs rather than replacing them; validated on assignment
+        recipe.model_kwargs = {**recipe.model_kwargs, **options}
+    return recipe
+
+
+def given_fields(flags: dict[str, Any]) -> dict[str, Any]:
+    """The TrainConfig fields the flags set: every given option named like a field, ``--class-weights``
+    parsed, ``--model-option`` and ``--upsample`` gathered into ``model_kwargs``."""
     fields = {name: value for name, value in flags.items() if name in TrainConfig.model_fields and value is not None}
     if flags["class_weights"] is not None:
         fields["class_weights"] = parse_weights(flags["class_weights"])
     options = parse_model_options(flags["model_option"] or [])
     if flags["upsample"] is not None:
         options["upsample"] = flags["upsample"]
-    recipe = load_config(config, **fields)
-    if options:  # merged into the recipe's model_kwargs rather than replacing them; validated on assignment
-        recipe.model_kwargs = {**recipe.model_kwargs, **options}
-    return recipe
+    if options:
+        fields["model_kwargs"] = options
+    return fields
 
 
 def parse_model_options(items: list[str]) -> dict[str, object]:

@@ -52,18 +52,41 @@ INFERRED_CLASSES = "classes.yaml"
 Preview = tuple[np.ndarray, np.ndarray, np.ndarray]  # image, truth, prediction
 
 
-def write_config(run_dir: Path, config: TrainConfig, inferred_classes: ClassSpec | None = None) -> None:
+def write_config(run_dir: Path, config: TrainConfig, inferred_classes: ClassSpec | None = None,
+                 plan: list[dict[str, Any]] | None = None) -> None:
     """``config.yaml``: the full recipe, which ``--resume`` and a rerun read back.
 
     Classes inferred from the masks (the data had no classes.yaml) are written to ``classes.yaml`` in
     the run folder and the recipe's ``classes`` points at it, so a rerun or ``--resume`` uses exactly
-    these classes rather than inferring again.
+    these classes rather than inferring again. A planned run (``plan``: the planner's records) also
+    gets ``plan.yaml``, and each line of ``config.yaml`` says whether its value was planned (and why)
+    or given.
     """
     if inferred_classes is not None:
         with atomic_path(run_dir / INFERRED_CLASSES) as tmp:
             inferred_classes.to_yaml(tmp)
         config = config.model_copy(update={"classes": str(run_dir / INFERRED_CLASSES)})
-    write_text(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    write_text(run_dir / "config.yaml", commented_yaml(config.model_dump(mode="json"), plan))
+    if plan:
+        write_text(run_dir / "plan.yaml", yaml.safe_dump(plan, sort_keys=False))
+
+
+def commented_yaml(values: dict[str, Any], plan: list[dict[str, Any]] | None = None) -> str:
+    """``values`` as YAML, one key after another, the first line of each planned or given key commented.
+
+    >>> print(commented_yaml({"lr": 0.002, "seed": 0}, [{"key": "lr", "source": "planned", "reason": "one-cycle"}]))
+    lr: 0.002  # planned: one-cycle
+    seed: 0
+    <BLANKLINE>
+    """
+    notes = {r["key"]: "given" if r["source"] == "given" else f"planned: {r['reason']}" for r in plan or []}
+    lines: list[str] = []
+    for key, value in values.items():
+        text = yaml.safe_dump({key: value}, sort_keys=False).rstrip("\n").split("\n")
+        if key in notes:
+            text[0] += f"  # {notes[key]}"
+        lines += text
+    return "\n".join(lines) + "\n"
 
 
 def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:

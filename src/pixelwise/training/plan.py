@@ -40,6 +40,7 @@ from pixelwise.data.fingerprint import Fingerprint
 # Pretrained encoders the planner chooses among, smallest first (ImageNet top-1: 75.1, 76.4, 77.6 %).
 ENCODERS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 SCRATCH = "unet"  # the classic U-Net, the choice when no pretrained encoder fits the data
+GIVEN = "given"  # MachineFacts.speeds key of a model the user chose (the planner then sizes for it)
 TARGET_EPOCHS = 40  # the tuned recipes reached their best after 35-45 epochs of one-cycle training
 MIN_EPOCHS = 15  # below this, a smaller model or size learns more in the same time
 THIN_PX = 2.0  # the thinnest class's typical width must stay at least this many pixels after resizing
@@ -146,7 +147,10 @@ def epochs_at(fp: Fingerprint, speed_mpx: float, size: tuple[int, int], budget_s
 
 
 def scaled_size(fp: Fingerprint, scale: float) -> tuple[int, int]:
-    """The median image size times ``scale``, each side rounded to the network multiple (at least one)."""
+    """The median image size times ``scale``, each side rounded to the network multiple (at least one);
+    at scale 1 the images' own size, which needs no resizing at all."""
+    if scale >= 1:
+        return fp.median_size
     return tuple(max(MULTIPLE, math.floor(side * scale / MULTIPLE + 0.5) * MULTIPLE)  # type: ignore[return-value]
                  for side in fp.median_size)
 
@@ -177,7 +181,8 @@ def plan_model_and_size(plan: Plan, machine: MachineFacts) -> None:
     fp, budget = plan.fingerprint, plan.budget_s
     thin = thinnest_class(fp)
     min_scale = min(1.0, THIN_PX / thin[1]) if thin else 1.0
-    candidates, why = _candidates(plan, machine)
+    fixed = any(plan.choices.get(k) and plan.choices[k].source == "given" for k in ("model", "encoder"))
+    candidates, why = ([GIVEN], "the model given") if fixed else _candidates(plan, machine)
     fits = [c for c in candidates if epochs_at(fp, machine.speeds[c], scaled_size(fp, min_scale), budget)
             >= TARGET_EPOCHS]
     chosen = fits[-1] if fits else candidates[0]
@@ -190,11 +195,12 @@ def plan_model_and_size(plan: Plan, machine: MachineFacts) -> None:
     scale = min(scale, floor_scale)
     size = scaled_size(fp, scale)
     epochs = epochs_at(fp, speed, size, budget)
-    plan.set("model", "unet", "U-Net: skips carry the fine detail that segmentation needs")
-    plan.set("encoder", None if chosen == SCRATCH else chosen,
-             f"{why}; ~{epochs:.0f} epochs fit the budget at {size[0]}x{size[1]}" if chosen != SCRATCH else why)
-    plan.set("encoder_weights", None if chosen == SCRATCH else "imagenet",
-             "random init" if chosen == SCRATCH else "ImageNet weights, loaded offline")
+    if not fixed:
+        plan.set("model", "unet", "U-Net: skips carry the fine detail that segmentation needs")
+        plan.set("encoder", None if chosen == SCRATCH else chosen,
+                 f"{why}; ~{epochs:.0f} epochs fit the budget at {size[0]}x{size[1]}" if chosen != SCRATCH else why)
+        plan.set("encoder_weights", None if chosen == SCRATCH else "imagenet",
+                 "random init" if chosen == SCRATCH else "ImageNet weights, loaded offline")
     thin_note = (f"the thinnest class ({thin[0]}, {thin[1]:.0f} px) stays {thin[1] * size[0] / h:.1f} px wide"
                  if thin else "no thin structures seen")
     plan.set("img_size", size, f"{scale:.2f} x the median {h}x{w}, aspect {w / h:.2f} kept; {thin_note}"

@@ -98,9 +98,10 @@ class Trainer:
     total_steps: int | None
     best_metrics: dict[str, Any]  # of this session; every process has them (they are all-reduced)
 
-    def __init__(self, config: TrainConfig, resume: bool = False) -> None:
+    def __init__(self, config: TrainConfig, resume: bool = False, plan: list[dict[str, Any]] | None = None) -> None:
         self.config = config
         self.resume = resume
+        self.plan = plan  # the planner's records, when the recipe was planned (written to plan.yaml)
         if config.data is None:
             raise ConfigError("no --data given; point it at a dataset folder (or run `pixelwise demo`)")
         device = resolve_device(config.device)
@@ -175,7 +176,7 @@ class Trainer:
             if self.is_main:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 outputs.write_config(self.run_dir, self.config,
-                                     self.data.classes if self.data.index.classes_inferred else None)
+                                     self.data.classes if self.data.index.classes_inferred else None, self.plan)
             return TrainState()
         state = load_state(self.run_dir / "last", self.raw_model, self.optimizer)
         if not self.is_main:
@@ -311,6 +312,7 @@ class Trainer:
                  f"continue with: pixelwise train --out {self.run_dir} --resume")
 
 
-def train(config: TrainConfig, resume: bool = False) -> TrainResult:
-    """Train as the recipe says; returns where the run is and its best validation metrics."""
-    return Trainer(config, resume).fit()
+def train(config: TrainConfig, resume: bool = False, plan: list[dict[str, Any]] | None = None) -> TrainResult:
+    """Train as the recipe says; returns where the run is and its best validation metrics. ``plan``: the
+    planner's records when the recipe was planned (see :mod:`pixelwise.training.plan_dataset`)."""
+    return Trainer(config, resume, plan).fit()
