@@ -16,6 +16,7 @@ import typer
 from pixelwise.cli.common import CLASSES_HELP, FORMAT_HELP, one_of
 from pixelwise.data.convert import TARGETS, convert_dataset
 from pixelwise.data.download import DATASETS, download_dataset
+from pixelwise.data.fingerprint import fingerprint_dataset
 from pixelwise.data.inspect import inspect_dataset, save_shares_plot
 
 datasets_app = typer.Typer(help="Inspect, convert and download datasets.", no_args_is_help=True,
@@ -29,8 +30,12 @@ def datasets_inspect(
     classes: Annotated[str | None, typer.Option(help=f"{CLASSES_HELP}.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Bar chart PNG of the class shares.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit non-zero on any problem.")] = False,
+    fingerprint: Annotated[bool, typer.Option("--fingerprint/--no-fingerprint", help=(
+        "Also measure the training split's fingerprint (colour, object thickness per class: what a "
+        "recipe depends on)."))] = True,
 ) -> None:
-    """Detected format, images per split, sizes, pixel share per class, and every problem found.
+    """Detected format, images per split, sizes, pixel share per class, every problem found, and the
+    fingerprint the planner reads.
 
     \b
     Example:
@@ -38,6 +43,9 @@ def datasets_inspect(
     """
     report = inspect_dataset(path, format, classes)
     typer.echo(report.format_text())
+    if fingerprint and not report.problems and "train" in report.splits:
+        typer.echo("\nfingerprint of the train split (what `pixelwise plan` reads):")
+        typer.echo(fingerprint_dataset(path, format, classes).format_text())
     if plot is not None:
         save_shares_plot(report, plot)
         typer.echo(f"wrote {plot}")
