@@ -1,7 +1,14 @@
 """``pixelwise predict`` and ``pixelwise export``: a trained model put to use.
 
+Both take several checkpoints where they take one: an ensemble, whose logits are averaged. ``predict``
+tells them from the images by their suffix: the model files come first, the images start at the first
+argument that is not one (an image is never a ``.safetensors``, ``.onnx`` or ``.xml`` file).
+
 >>> parse_scales("0.75,1,1.25")
 (0.75, 1.0, 1.25)
+>>> models, images = split_models(Path("a.safetensors"), ["b.safetensors", "photos/", "c.png"])
+>>> [str(m) for m in models], images
+(['a.safetensors', 'b.safetensors'], ['photos/', 'c.png'])
 """
 
 from __future__ import annotations
@@ -14,15 +21,18 @@ import typer
 
 from pixelwise.cli.common import BACKEND_HELP, BatchSize, Device, Precision, one_of, parse_size_option
 from pixelwise.inference.compare import compare_with_runtime
-from pixelwise.inference.export import OPSET, export_checkpoint, list_export_formats
+from pixelwise.inference.export import EXPORTERS, OPSET, export_checkpoint, list_export_formats
+from pixelwise.inference.export.onnx_file import in_channels
 from pixelwise.inference.predictor import predict_to_folder
-from pixelwise.models.checkpoint import load_model
+from pixelwise.models.ensemble import load_checkpoints
 
 
 def predict(
     checkpoint: Annotated[Path, typer.Argument(
-        help="A best.safetensors written by train, or an exported .onnx / OpenVINO .xml.")],
-    inputs: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
+        help="A best.safetensors written by train, or an exported .onnx / OpenVINO .xml. More .safetensors "
+             "files right after it make an ensemble: their logits are averaged.")],
+    inputs: Annotated[list[str], typer.Argument(
+        help="Image files, folders or glob patterns (after the checkpoints).")],
     out: Annotated[Path, typer.Option(help="Output folder.")],
     batch_size: BatchSize = 4,
     workers: Annotated[int | None, typer.Option(
@@ -46,15 +56,32 @@ def predict(
     Examples:
       pixelwise predict runs/camvid/best.safetensors data/camvid/val --out preds
       pixelwise predict runs/sat/best.safetensors big.tif --out preds --tile 512x512 --overlap 0.25 --tta-flip
+      pixelwise predict runs/a/best.safetensors runs/b/best.safetensors photos/ --out preds    (an ensemble)
     """
+    models, inputs = split_models(checkpoint, inputs)
     tile_size = parse_size_option(tile, "--tile") if tile is not None else None
     if not 0 <= overlap < 1:
         raise click.BadParameter(f"{overlap} is not in [0, 1); e.g. 0.25", param_hint="--overlap")
     scales = parse_scales(tta_scales) if tta_scales is not None else (1.0,)
-    written = predict_to_folder(checkpoint, inputs, out, batch_size, workers, overwrite, device, precision,
+    written = predict_to_folder(models, inputs, out, batch_size, workers, overwrite, device, precision,
                                 tile=tile_size, overlap=overlap, tta_flip=tta_flip, tta_scales=scales,
                                 backend=backend, compile=compile, log=typer.echo)
     typer.echo(f"wrote {3 * len(written)} files for {len(written)} images to {out}")
+
+
+def split_models(checkpoint: Path, inputs: list[str]) -> tuple[list[Path], list[str]]:
+    """The model files (``checkpoint`` and those right after it) and the images after them.
+
+    A model file is told by its suffix: ``.safetensors``, or that of an export format (so that two exported
+    files given as an ensemble get the error saying they cannot be one, not "not an image").
+    """
+    suffixes = {".safetensors", *(EXPORTERS.get(name).suffix for name in EXPORTERS)}
+    count = next((k for k, item in enumerate(inputs) if Path(item).suffix.lower() not in suffixes), len(inputs))
+    models = [checkpoint, *(Path(item) for item in inputs[:count])]
+    if count == len(inputs):
+        raise click.BadParameter(f"{' '.join(map(str, models))} are all model files; name the images, folders "
+                                 "or glob patterns after them", param_hint="'INPUTS...'")
+    return models, inputs[count:]
 
 
 def parse_scales(text: str) -> tuple[float, ...]:
@@ -70,10 +97,13 @@ def parse_scales(text: str) -> tuple[float, ...]:
 
 
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="A best.safetensors written by train.")],
+    checkpoints: Annotated[list[Path], typer.Argument(
+        help="A best.safetensors written by train; several make one graph that averages their logits (an "
+             "ensemble).")],
     format: Annotated[str, typer.Option("--format", help=f"{one_of(list_export_formats())}.")] = "onnx",
     out: Annotated[Path | None, typer.Option(
-        help="Output file; default: the checkpoint's name with .onnx (OpenVINO: .xml + .bin).")] = None,
+        help="Output file; default: the checkpoint's name with .onnx (OpenVINO: .xml + .bin), for an ensemble "
+             "the first checkpoint's with _ensemble added.")] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = OPSET,
     check: Annotated[bool, typer.Option(help="Compare the runtime with PyTorch on random input.")] = True,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
@@ -84,12 +114,14 @@ def export(
     Examples:
       pixelwise export runs/camvid/best.safetensors --format onnx
       pixelwise export runs/camvid/best.safetensors --format openvino
+      pixelwise export runs/a/best.safetensors runs/b/best.safetensors --out ensemble.onnx    (an ensemble)
     """
-    path = export_checkpoint(checkpoint, out, format, opset, overwrite)
-    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    path = export_checkpoint(checkpoints, out, format, opset, overwrite)
+    members = f", the mean of {len(checkpoints)} checkpoints" if len(checkpoints) > 1 else ""
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB{members})")
     if check:
-        model = load_model(checkpoint)
-        shape = (1, model.init_kwargs.get("in_channels", 3), 67, 93)  # odd on purpose: exercises the padding
+        model, _ = load_checkpoints(checkpoints)
+        shape = (1, in_channels(model), 67, 93)  # odd on purpose: exercises the padding
         diff = compare_with_runtime(model, path, shape)
         runtime = "OpenVINO" if path.suffix == ".xml" else "onnxruntime"
         typer.echo(f"{runtime} vs PyTorch fp32 at {'x'.join(map(str, shape))}: max abs difference {diff:.2g}")

@@ -178,28 +178,33 @@ def report_training(result: TrainResult) -> None:
 
 
 def evaluate(
-    checkpoint: Annotated[Path, typer.Argument(help="A best.safetensors written by train.")],
+    checkpoints: Annotated[list[Path], typer.Argument(
+        help="A best.safetensors written by train; several are scored as an ensemble (their logits averaged).")],
     data: Annotated[str, typer.Option(help="Dataset folder.")],
     split: Annotated[str, typer.Option(help="Split to score.")] = "val",
     format: Annotated[str, typer.Option(help=f"Dataset layout: {FORMAT_HELP}.")] = "auto",
     classes: Annotated[str | None, typer.Option(help=f"{CLASSES_HELP} (default: the checkpoint's).")] = None,
     json_path: Annotated[Path | None,
-                         typer.Option("--json", help="Metrics JSON (default: beside the checkpoint).")] = None,
+                         typer.Option("--json", help="Metrics JSON (default: beside the (first) checkpoint, "
+                                      "eval_SPLIT.json, or eval_SPLIT_ensemble.json for an ensemble).")] = None,
     confusion: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG (default: beside the JSON).")] = None,
     batch_size: BatchSize = 4,
     workers: Workers = None,
     precision: Precision = "auto",
     device: Device = "auto",
 ) -> None:
-    """Score a checkpoint: per-class IoU/Dice table, metrics JSON and a confusion-matrix PNG.
+    """Score a checkpoint (or an ensemble): per-class IoU/Dice table, metrics JSON and a confusion-matrix PNG.
 
     \b
-    Example:
+    Examples:
       pixelwise evaluate runs/camvid/best.safetensors --data data/camvid --split val --json val.json
+      pixelwise evaluate runs/a/best.safetensors runs/b/best.safetensors --data data/camvid    (an ensemble)
     """
-    json_path = json_path or checkpoint.with_name(f"eval_{split}.json")
+    # An ensemble's scores must not replace those of its first member, written beside the same checkpoint.
+    default_name = f"eval_{split}.json" if len(checkpoints) == 1 else f"eval_{split}_ensemble.json"
+    json_path = json_path or checkpoints[0].with_name(default_name)
     confusion = confusion or json_path.with_name(json_path.stem + "_confusion.png")
-    metrics = evaluate_checkpoint(checkpoint, data, split, format, classes, batch_size, workers, device, precision,
+    metrics = evaluate_checkpoint(checkpoints, data, split, format, classes, batch_size, workers, device, precision,
                                   json_path, confusion)
     typer.echo(format_table(metrics))
     typer.echo(f"{split}: {metrics['images']} images, mIoU {metrics['miou']:.4f}; wrote {json_path} and {confusion}")

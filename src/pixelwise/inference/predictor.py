@@ -4,7 +4,8 @@ Images are resized to the model's training size (stored in the checkpoint), and 
 resized back, so labels always come out at the input image's own size. With ``tile=(h, w)`` images are
 not resized: they are predicted at their native resolution by overlapping tiles blended with Gaussian
 weights (:mod:`pixelwise.inference.tiling`), in memory bounded by a row of tiles, not by the image.
-Flip and multi-scale test-time augmentation (``tta_flip``, ``tta_scales``) work with either.
+Flip and multi-scale test-time augmentation (``tta_flip``, ``tta_scales``) work with either, and so does
+a list of checkpoints: an ensemble whose logits are averaged (:mod:`pixelwise.models.ensemble`).
 
 >>> import numpy as np, pixelwise
 >>> from pixelwise.data.presets import get_preset
@@ -36,6 +37,7 @@ from pixelwise.inference.backends import open_backend
 from pixelwise.inference.tiling import check_tiling, predict_tiled, with_tta
 from pixelwise.models.base import logits_at_size
 from pixelwise.models.checkpoint import CheckpointMeta
+from pixelwise.models.ensemble import Checkpoints
 
 
 def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
@@ -91,14 +93,14 @@ def _collate_images(items: list[dict]) -> dict[str, torch.Tensor]:
 
 
 class Predictor:
-    """Labels for images from a checkpoint path or a model carrying ``.meta``.
+    """Labels for images from a checkpoint path, a list of them (an ensemble), or a model carrying ``.meta``.
 
     ``tile=(h, w)``: sliding-window prediction at native resolution, tiles overlapping by ``overlap``
     (``input_size`` is then unused). ``tta_flip`` adds horizontally flipped inputs, ``tta_scales`` resized
     ones (e.g. ``(0.75, 1, 1.25)``); their logits are averaged.
     """
 
-    def __init__(self, model: str | Path | nn.Module, device: str = "auto", precision: str = "auto",
+    def __init__(self, model: Checkpoints | nn.Module, device: str = "auto", precision: str = "auto",
                  input_size: tuple[int, int] | None | str = "train", tile: tuple[int, int] | None = None,
                  overlap: float = 0.25, tta_flip: bool = False, tta_scales: Sequence[float] = (1.0,),
                  backend: str = "auto", compile: bool = False, num_images: int | None = None) -> None:
@@ -106,8 +108,8 @@ class Predictor:
         self.tile = check_tiling(tile, overlap) if tile is not None else None
         self.overlap = overlap
         self._forward = with_tta(self._logits, tta_flip, tta_scales)
-        # ``model`` may be a checkpoint, a model with .meta, an .onnx or an OpenVINO .xml file; the
-        # backend (PyTorch, onnxruntime, OpenVINO) is chosen by the auto rule of inference/backends/choose.py.
+        # ``model`` may be a checkpoint, a list of checkpoints, a model with .meta, an .onnx or an OpenVINO .xml
+        # file; the backend (PyTorch, onnxruntime, OpenVINO) is chosen by the auto rule of inference/backends/choose.py.
         self.backend = open_backend(model, backend, device, precision, compile, num_images)
         self.meta: CheckpointMeta = self.backend.meta
         self.device = getattr(self.backend, "device", torch.device("cpu"))
@@ -186,7 +188,7 @@ def output_paths(out_dir: Path, inputs: Sequence[Path]) -> list[dict[str, Path]]
     return result
 
 
-def predict_to_folder(model: str | Path | nn.Module, inputs: Sequence[str | Path], out_dir: str | Path,
+def predict_to_folder(model: Checkpoints | nn.Module, inputs: Sequence[str | Path], out_dir: str | Path,
                       batch_size: int = 4, workers: int | None = None, overwrite: bool = False, device: str = "auto",
                       precision: str = "auto", progress: bool = True, tile: tuple[int, int] | None = None,
                       overlap: float = 0.25, tta_flip: bool = False, tta_scales: Sequence[float] = (1.0,),
@@ -215,6 +217,9 @@ def predict_to_folder(model: str | Path | nn.Module, inputs: Sequence[str | Path
                           tta_scales=tta_scales, backend=backend, compile=compile, num_images=len(files))
     if log is not None:
         log(f"backend: {predictor.backend.name} ({getattr(predictor.backend, 'precision', 'fp32')})")
+        if "ensemble" in predictor.meta.extra:  # also for an exported ensemble, whose metadata lists its members
+            members = predictor.meta.extra["ensemble"]
+            log(f"ensemble of {len(members)} checkpoints, logits averaged: {', '.join(members)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     palette = predictor.classes.palette
     order = {p: i for i, p in enumerate(files)}

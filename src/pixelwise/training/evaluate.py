@@ -31,7 +31,7 @@ from pixelwise.data.dataset import SegmentationDataset, collate_padded
 from pixelwise.data.formats import open_dataset
 from pixelwise.data.transforms import eval_transform, normalize
 from pixelwise.models.base import logits_at_size
-from pixelwise.models.checkpoint import load_checkpoint
+from pixelwise.models.ensemble import Checkpoints, checkpoint_paths, load_checkpoints
 
 
 @torch.no_grad()
@@ -95,19 +95,21 @@ def evaluate_model(
     return cm, mean_loss
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "val", format: str = "auto",
+def evaluate_checkpoint(checkpoint: Checkpoints, data: str | Path, split: str = "val", format: str = "auto",
                         classes: str | None = None, batch_size: int = 4, workers: int | None = None,
                         device: str = "auto", precision: str = "auto", json_path: str | Path | None = None,
                         confusion_png: str | Path | None = None) -> dict:
-    """Score a checkpoint on a split: metrics dict (see :meth:`ConfusionMatrix.compute`).
+    """Score a checkpoint, or the ensemble of a list of them, on a split: metrics dict (see
+    :meth:`ConfusionMatrix.compute`).
 
     The dataset's classes default to the checkpoint's own, so a model is scored on the labels it predicts.
     """
-    model, meta = load_checkpoint(checkpoint)
+    model, meta = load_checkpoints(checkpoint)
     index = open_dataset(data, format, classes if classes is not None else meta.classes)
     spec = index.classes
     if spec.num_classes != meta.classes.num_classes:
-        raise DataError(f"{data}: dataset has {spec.num_classes} classes but {checkpoint} predicts "
+        names = " + ".join(str(p) for p in checkpoint_paths(checkpoint))
+        raise DataError(f"{data}: dataset has {spec.num_classes} classes but {names} predicts "
                         f"{meta.classes.num_classes}; pass --classes matching the model")
     samples = index.split(split)
     scan_samples(samples, spec, reader=index.reader)

@@ -12,6 +12,8 @@ so the predictor does not care which one runs.
   the one-time conversion (``AUTO_OPENVINO_MIN_IMAGES`` images, or a conversion already in the
   cache); measured on the development CPU OpenVINO ran a U-Net 1.9x faster than eager PyTorch fp32.
   Otherwise PyTorch.
+* a list of checkpoints (an ensemble, :mod:`pixelwise.models.ensemble`) runs in PyTorch; exported as one
+  file (``pixelwise export A B``), it runs like any exported file.
 
 One module per backend; importing this package imports every module in it, so a new backend is one
 new file with a ``@register_backend("name")`` class (see :mod:`pixelwise.inference.backends.base`).

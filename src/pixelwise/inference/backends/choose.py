@@ -1,5 +1,8 @@
 """``open_backend``: which backend runs a source, read from what each registered backend says it runs.
 
+A list of checkpoints is an ensemble (:mod:`pixelwise.models.ensemble`): it runs in PyTorch unless a
+backend is named, and an ensemble exported as one file (``pixelwise export A B``) runs like any other.
+
 >>> import tempfile
 >>> from pathlib import Path
 >>> checkpoint = Path(tempfile.mkdtemp()) / "best.safetensors"
@@ -13,6 +16,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -26,17 +30,20 @@ from pixelwise.data.cache import cache_dir
 from pixelwise.inference.backends.base import BACKENDS, Backend
 from pixelwise.inference.export import EXPORTERS, exporter_for_file, read_model_meta
 from pixelwise.models.checkpoint import CheckpointMeta, load_checkpoint
+from pixelwise.models.ensemble import Checkpoints, load_ensemble
 
 AUTO_OPENVINO_MIN_IMAGES = 16
 
 
-def converted_path(checkpoint: Path, suffix: str) -> Path:
-    """Where the conversion of ``checkpoint`` to a ``suffix`` file is cached (keyed by its bytes and
-    pixelwise's version, so a retrained checkpoint or a new pixelwise converts again)."""
+def converted_path(checkpoint: Path | Sequence[Path], suffix: str) -> Path:
+    """Where the conversion of ``checkpoint`` (or of the ensemble of several) to a ``suffix`` file is cached
+    (keyed by their bytes and pixelwise's version, so a retrained checkpoint or a new pixelwise converts again)."""
     digest = hashlib.sha256()
-    with open(checkpoint, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
+    # One checkpoint hashes as it always has, so the conversions cached before ensembles existed still count.
+    for path in [checkpoint] if isinstance(checkpoint, str | Path) else checkpoint:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
     digest.update(__version__.encode())
     # The folder is called openvino for every format: where conversions have always been cached.
     return cache_dir() / "openvino" / digest.hexdigest()[:24] / f"model{suffix}"
@@ -59,9 +66,10 @@ def auto_backend(checkpoint: Path, device: torch.device, num_images: int | None,
     return "openvino" if worth_it else "torch"
 
 
-def open_backend(source: str | Path | nn.Module, backend: str = "auto", device: str = "auto",
+def open_backend(source: Checkpoints | nn.Module, backend: str = "auto", device: str = "auto",
                  precision: str = "auto", compile: bool = False, num_images: int | None = None) -> Backend:
-    """The backend for a checkpoint, a model with ``.meta``, an ``.onnx`` or an OpenVINO ``.xml`` file."""
+    """The backend for a checkpoint, a list of checkpoints (an ensemble), a model with ``.meta``, an ``.onnx``
+    or an OpenVINO ``.xml`` file."""
     if backend != "auto":
         BACKENDS.get(backend)  # an unknown name is one error line listing the known ones
     torch_device = resolve_device(device)
@@ -72,17 +80,45 @@ def open_backend(source: str | Path | nn.Module, backend: str = "auto", device: 
         # A model in memory has no file to key a cached conversion by, so auto means PyTorch.
         chosen = BACKENDS.get("torch" if backend == "auto" else backend)
         return chosen.from_model(source, meta, torch_device, precision, compile)
+    if isinstance(source, list | tuple) and len(source) == 1:
+        source = source[0]  # an ensemble of one is that checkpoint (or exported file) alone
+    if isinstance(source, list | tuple):
+        return open_ensemble([Path(p) for p in source], backend, device, precision, compile)
     path = Path(source)
     if exporter_for_file(path) is not None:
         return open_exported(path, backend, precision)
     model, meta = load_checkpoint(path)
     chosen = BACKENDS.get(auto_backend(path, torch_device, num_images, compile) if backend == "auto" else backend)
+    return run_model(chosen, model, meta, [path], device, precision, compile)
+
+
+def open_ensemble(paths: list[Path], backend: str, device: str, precision: str, compile: bool) -> Backend:
+    """The ensemble of several checkpoints on ``backend``; ``auto`` is PyTorch.
+
+    Not OpenVINO, even for a long job on a CPU: its conversion would be cached for this one combination of
+    checkpoints (N exports for a cache entry that the next combination misses). To run an ensemble on
+    another runtime often, export it once (``pixelwise export A B --out ensemble.onnx``) and run that file.
+    """
+    exported = next((p for p in paths if exporter_for_file(p) is not None), None)
+    if exported is not None:
+        raise ConfigError(f"{exported}: an exported model cannot join an ensemble; pass the .safetensors "
+                          "checkpoints, or export the ensemble as one file with `pixelwise export A B`")
+    model, meta = load_ensemble(paths)
+    chosen = BACKENDS.get("torch" if backend == "auto" else backend)
+    return run_model(chosen, model, meta, paths, device, precision, compile)
+
+
+def run_model(chosen: type[Backend], model: nn.Module, meta: CheckpointMeta, checkpoints: list[Path], device: str,
+              precision: str, compile: bool) -> Backend:
+    """``model`` (loaded from ``checkpoints``) on ``chosen``: directly on a PyTorch backend, else after a
+    conversion to the backend's format, cached by the checkpoints' bytes."""
+    torch_device = resolve_device(device)
     if chosen.export_format is None:
         return chosen.from_model(model, meta, torch_device, precision, compile)
     if chosen.cpu_only and torch_device.type != "cpu":
         raise ConfigError(f"--backend {chosen.name} runs on the CPU; use --backend torch for --device {device}")
     exporter = EXPORTERS.get(chosen.export_format)
-    converted = converted_path(path, exporter.suffix)
+    converted = converted_path(checkpoints, exporter.suffix)
     if not converted.is_file():
         exporter.export(model, meta, converted, overwrite=True)
     return chosen.from_file(converted, meta, precision)

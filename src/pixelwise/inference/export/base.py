@@ -28,7 +28,8 @@ import torch.nn as nn
 
 from pixelwise.core.errors import CheckpointError, ConfigError
 from pixelwise.core.registry import Registry
-from pixelwise.models.checkpoint import CheckpointMeta, load_checkpoint
+from pixelwise.models.checkpoint import CheckpointMeta
+from pixelwise.models.ensemble import Checkpoints, checkpoint_paths, load_checkpoints
 
 OPSET = 18
 
@@ -78,12 +79,18 @@ def check_destination(path: str | Path, overwrite: bool) -> Path:
     return path
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None, fmt: str = "onnx",
+def export_checkpoint(checkpoint: Checkpoints, out: str | Path | None = None, fmt: str = "onnx",
                       opset: int = OPSET, overwrite: bool = False) -> Path:
-    """Export the model of a ``.safetensors`` checkpoint; ``out`` defaults to it with the format's suffix."""
+    """Export the model of a ``.safetensors`` checkpoint, or of a list of them as one graph that averages their
+    logits (an ensemble); ``out`` defaults to the (first) checkpoint with the format's suffix, ``_ensemble``
+    added to the name for an ensemble so that the first member's own export keeps its name."""
     exporter = EXPORTERS.get(fmt)
-    model, meta = load_checkpoint(checkpoint)
-    out = Path(out) if out is not None else Path(checkpoint).with_suffix(exporter.suffix)
+    paths = checkpoint_paths(checkpoint)
+    model, meta = load_checkpoints(paths)
+    if out is None:
+        first = paths[0]
+        out = first.with_suffix(exporter.suffix) if len(paths) == 1 else first.with_name(
+            f"{first.stem}_ensemble{exporter.suffix}")
     return exporter.export(model, meta, out, opset, overwrite)
 
 
