@@ -19,3 +19,20 @@ def tiny_data(tmp_path_factory) -> Path:
     from pixelwise.data.synthetic import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("tiny") / "data", n_train=12, n_val=4, height=48, width=64)
+
+
+@pytest.fixture(scope="session")
+def pairs_data(tiny_data, tmp_path_factory) -> Path:
+    """``tiny_data`` in the layout of CONTRIBUTING.md's example format: photos/, labels/, val.txt, classes.yaml."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("pairs")
+    (root / "photos").mkdir()
+    (root / "labels").mkdir()
+    for split in ("train", "val"):
+        for image in sorted((tiny_data / "images" / split).glob("*.png")):
+            shutil.copy(image, root / "photos" / image.name)
+            shutil.copy(tiny_data / "masks" / split / image.name, root / "labels" / image.name)
+    (root / "val.txt").write_text("\n".join(p.stem for p in sorted((tiny_data / "images" / "val").glob("*.png"))))
+    shutil.copy(tiny_data / "classes.yaml", root / "classes.yaml")
+    return root

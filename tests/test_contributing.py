@@ -4,7 +4,6 @@ each code block is saved as the plugin module its first line names and used thro
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -29,21 +28,6 @@ def plugins(tmp_path_factory) -> dict[str, str]:
     for name, source in found.items():
         (folder / f"{name}.py").write_text(source)
     return {"PYTHONPATH": str(folder), "PIXELWISE_PLUGINS": ",".join(sorted(found))}
-
-
-@pytest.fixture(scope="module")
-def pairs_data(tiny_data, tmp_path_factory) -> Path:
-    """The tiny built-in data in the example format's layout: photos/, labels/, val.txt, classes.yaml."""
-    root = tmp_path_factory.mktemp("pairs")
-    (root / "photos").mkdir()
-    (root / "labels").mkdir()
-    for split in ("train", "val"):
-        for image in sorted((tiny_data / "images" / split).glob("*.png")):
-            shutil.copy(image, root / "photos" / image.name)
-            shutil.copy(tiny_data / "masks" / split / image.name, root / "labels" / image.name)
-    (root / "val.txt").write_text("\n".join(p.stem for p in sorted((tiny_data / "images" / "val").glob("*.png"))))
-    shutil.copy(tiny_data / "classes.yaml", root / "classes.yaml")
-    return root
 
 
 def test_the_examples_appear_in_help(plugins):

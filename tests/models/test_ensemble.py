@@ -111,3 +111,10 @@ def test_a_checkpoint_named_twice_is_refused(members):
     with pytest.raises(ConfigError, match="named twice"):
         load_ensemble([members[0], members[1], twice])
 
+
+
+def test_an_ensemble_cannot_be_saved_as_one_checkpoint(members, tmp_path):
+    ensemble, meta = load_ensemble(members[:2])
+    with pytest.raises(ConfigError, match="save each registered model on its own"):
+        save_checkpoint(tmp_path / "ensemble.safetensors", ensemble, meta)
+    assert not (tmp_path / "ensemble.safetensors").exists()

@@ -80,6 +80,10 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta) ->
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "_orig_mod", model)  # torch.compile wraps the module
+    if getattr(model, "model_name", "") != meta.model:
+        # An ensemble, or another model than the metadata names: the file would not load back.
+        raise ConfigError(f"{path}: the model is not the '{meta.model}' its metadata names, so the checkpoint "
+                          "could not rebuild it; save each registered model on its own")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={"pixelwise": meta.to_json()})
