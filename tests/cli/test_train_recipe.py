@@ -37,6 +37,7 @@ FIELD_FLAGS: dict[str, tuple[list[str], object]] = {
     "workers": (["--workers", "1"], 1),
     "seed": (["--seed", "7"], 7),
     "patience": (["--patience", "4"], 4),
+    "folds": (["--folds", "3"], 3),
     "out": (["--out", "runs/x"], "runs/x"),
     "progress": (["--no-progress"], False),
 }

@@ -37,9 +37,10 @@ from pixelwise.core.errors import ConfigError
 from pixelwise.core.metrics import format_table
 from pixelwise.training.config import TrainConfig, load_config
 from pixelwise.training.evaluate import evaluate_checkpoint
+from pixelwise.training.folds import FoldsResult, planned_folds_config, train_or_cross_validate
+from pixelwise.training.folds import summary as folds_summary
 from pixelwise.training.plan_dataset import planned_config
 from pixelwise.training.trainer import TrainResult
-from pixelwise.training.trainer import train as run_training
 
 
 def train(
@@ -74,6 +75,9 @@ def train(
     workers: Workers = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     patience: Annotated[int | None, typer.Option(help="Early stopping after N epochs without a better mIoU.")] = None,
+    folds: Annotated[int | None, typer.Option(help=(
+        "K-fold cross-validation: K runs in RUN/fold_k, each validated on its K-th of the train split, "
+        "scored out of fold; the time budget is shared."))] = None,
     out: Annotated[str | None, typer.Option(help="Run folder (default: runs/<time>).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly.")] = False,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars.")] = None,
@@ -88,6 +92,7 @@ def train(
       pixelwise train --data data/camvid --time-budget 60m          (a planned recipe)
       pixelwise train --data data/camvid --epochs 40 --img-size 352x480 --out runs/camvid
       pixelwise train --config configs/camvid.yaml --time-budget 30m
+      pixelwise train --data data/camvid --folds 5 --time-budget 2h --out runs/cv   (cross-validation)
       pixelwise train --out runs/camvid --resume
     """
     # Every option reaches the recipe by name through ctx.params, which is why most are not used here.
@@ -98,16 +103,18 @@ def train(
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
-def train_from_flags(flags: dict[str, Any]) -> TrainResult:
+def train_from_flags(flags: dict[str, Any]) -> TrainResult | FoldsResult:
     """Train with a planned recipe (``--plan``, or neither ``--config`` nor ``--epochs`` given) or the recipe
-    the flags and ``--config`` make; the plan is printed first."""
+    the flags and ``--config`` make; the plan is printed first. With ``--folds`` (also from the recipe) the
+    folds of a cross-validation are trained, each with that recipe."""
     plan, resume = flags["plan"], flags["resume"]
     if plan if plan is not None else (flags["config"] is None and flags["epochs"] is None and not resume):
-        recipe, planned = planned_config(given_fields(flags))
+        given = given_fields(flags)
+        recipe, planned = planned_folds_config(given) if given.get("folds") else planned_config(given)
         typer.echo("plan (values planned from the dataset's fingerprint and this machine's speed; flags win):")
         typer.echo(planned.to_yaml().rstrip())
-        return run_training(recipe, resume=resume, plan=planned.records())
-    return run_training(build_recipe(flags), resume=resume)
+        return train_or_cross_validate(recipe, resume=resume, plan=planned.records())
+    return train_or_cross_validate(build_recipe(flags), resume=resume)
 
 
 def build_recipe(flags: dict[str, Any]) -> TrainConfig:
@@ -166,8 +173,11 @@ def parse_weights(text: str) -> str | list[float]:
                                  param_hint="--class-weights") from None
 
 
-def report_training(result: TrainResult) -> None:
-    """The best epoch's table, where the run is and why it stopped."""
+def report_training(result: TrainResult | FoldsResult) -> None:
+    """The best epoch's table, where the run is and why it stopped; or a cross-validation's scores."""
+    if isinstance(result, FoldsResult):
+        typer.echo(folds_summary(result))
+        return
     if result.best_metrics:
         typer.echo(format_table(result.best_metrics))
     typer.echo(f"run: {result.run_dir} ({result.stop_reason}, {result.epochs_done} epochs)")

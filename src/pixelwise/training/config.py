@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from pixelwise.core.errors import ConfigError
 from pixelwise.core.yamlfile import read_yaml
@@ -87,6 +87,12 @@ class TrainConfig(BaseModel):
     time_budget: str | None = None  # e.g. 30m; training stops (and evaluates) when it is spent
     patience: int | None = Field(None, ge=1)  # early stopping: epochs without a better val mIoU
 
+    # k-fold cross-validation (see training/folds.py). ``folds`` alone: `pixelwise train` trains every fold,
+    # one run each, and scores them out of fold. With ``fold`` too, this run is that one fold: it trains on
+    # the other folds of train_split and validates on fold ``fold`` (val_split is left unseen).
+    folds: int | None = Field(None, ge=2)
+    fold: int | None = Field(None, ge=0)  # 0 .. folds-1
+
     # run
     precision: str = "auto"  # auto | bf16 | fp16 | fp32
     device: str = "auto"
@@ -112,6 +118,15 @@ class TrainConfig(BaseModel):
             parse_duration(str(v))
             return str(v)
         return None
+
+    @field_validator("fold")
+    @classmethod
+    def _fold_in_range(cls, v: int | None, info: ValidationInfo) -> int | None:
+        folds = info.data.get("folds")  # declared before fold, so already validated
+        if v is not None and (folds is None or v >= folds):
+            raise ValueError(f"fold {v} needs folds greater than it (folds: {folds}); folds are numbered "
+                             "0..folds-1")
+        return v
 
     @field_validator("workers", mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""The training data: the dataset opened and checked, the decode-once cache, the datasets and the loaders.
+"""The training data: the splits chosen, the dataset opened and checked, the decode-once cache, the datasets
+and the loaders.
 
 >>> import pathlib, tempfile
 >>> from pixelwise.data.synthetic import write_dataset
@@ -7,6 +8,9 @@
 data: .../data (folders), 4 train / 2 val images, 6 classes...
 >>> resolve_class_weights("inverse", scan, index.classes.names, lambda line: None)[:2]  # doctest: +ELLIPSIS
 [...]
+>>> train, held_out = chosen_splits(TrainConfig(data=str(root), folds=2, fold=1), index)  # cross-validation
+>>> len(train), len(held_out)
+(2, 2)
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader, Subset
 
 from pixelwise.core.device import resolve_workers
-from pixelwise.core.errors import ConfigError
+from pixelwise.core.errors import ConfigError, DataError
 from pixelwise.data.cache import SampleCache, build_cache, cache_dir, estimated_bytes
 from pixelwise.data.checks import ScanResult, class_weights, scan_dataset
 from pixelwise.data.classes import ClassSpec
@@ -49,15 +53,53 @@ class TrainData:
         return self.index.classes
 
 
+def fold_split(samples: list[Sample], folds: int, fold: int, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """The samples fold ``fold`` of ``folds`` trains on, and those it holds out (both in the given order).
+
+    The samples are put in file-name order and shuffled with ``seed``; the ``i``-th of the shuffle belongs to
+    fold ``i % folds``, so the folds differ in size by one at most and every sample is held out by exactly
+    one fold. The file names alone decide, so every process of a run, every ``--resume`` and every fold
+    of a cross-validation agree on the assignment, whatever order a format lists its files in.
+
+    >>> from pathlib import Path
+    >>> samples = [Sample(Path(f"{i}.png"), Path(f"{i}_mask.png")) for i in range(7)]
+    >>> held_out = [fold_split(samples, 3, k, seed=0)[1] for k in range(3)]
+    >>> sorted(s.image.name for part in held_out for s in part) == sorted(s.image.name for s in samples)
+    True
+    >>> [len(part) for part in held_out]
+    [3, 2, 2]
+    """
+    if len(samples) < folds:
+        raise DataError(f"{folds} folds need at least {folds} training images; the split has {len(samples)}")
+    by_name = sorted(range(len(samples)), key=lambda i: (str(samples[i].image), str(samples[i].mask)))
+    shuffled = torch.randperm(len(samples), generator=torch.Generator().manual_seed(seed)).tolist()
+    held = {by_name[j] for position, j in enumerate(shuffled) if position % folds == fold}
+    return [s for i, s in enumerate(samples) if i not in held], [s for i, s in enumerate(samples) if i in held]
+
+
+def chosen_splits(cfg: TrainConfig, index: DatasetIndex) -> tuple[list[Sample], list[Sample]]:
+    """The samples a run trains on and those it validates on: ``train_split`` and ``val_split``, or, for
+    one fold of a cross-validation (``cfg.fold`` set), the other folds of ``train_split`` and fold ``cfg.fold``.
+
+    A fold never reads ``val_split``: it stays unseen, for an honest score of the folds' ensemble.
+    """
+    if cfg.fold is None:
+        return index.split(cfg.train_split), index.split(cfg.val_split)
+    assert cfg.folds is not None  # TrainConfig refuses a fold without folds
+    return fold_split(index.split(cfg.train_split), cfg.folds, cfg.fold, cfg.seed)
+
+
 def open_and_check(cfg: TrainConfig, log: Log) -> tuple[DatasetIndex, ScanResult]:
-    """Open the dataset, check every file of both splits, and log what was found."""
+    """Open the dataset, check every file the run reads, and log what was found."""
     index = open_dataset(cfg.data, cfg.format, cfg.classes)
-    train_samples, val_samples = index.split(cfg.train_split), index.split(cfg.val_split)
+    train_samples, val_samples = chosen_splits(cfg, index)
+    # The scan of the training samples gives the class weights: a fold's are those of its own images.
     train_scan = scan_dataset(train_samples, index.classes, reader=index.reader)  # fails fast on a bad file
     scan_dataset(val_samples, index.classes, reader=index.reader)
     counts = train_scan.class_pixels
     absent = [n for n, c in zip(index.classes.names, counts[:-1], strict=True) if c == 0]
-    log(f"data: {index.root} ({index.format}), {len(train_samples)} train / {len(val_samples)} val "
+    held_out = "val" if cfg.fold is None else f"held-out (fold {cfg.fold} of {cfg.folds} of '{cfg.train_split}')"
+    log(f"data: {index.root} ({index.format}), {len(train_samples)} train / {len(val_samples)} {held_out} "
         f"images, {index.classes.num_classes} classes"
         + (f"; not in train: {', '.join(absent)}" if absent else ""))
     for note in index.notes:
@@ -74,7 +116,7 @@ def prepare_data(cfg: TrainConfig, accelerator: Accelerator, log: Log) -> TrainD
     size = cfg.img_size
     if size is None:
         raise ConfigError("img_size is required for training (crops of one size make a batch); e.g. 256x256")
-    train_samples, val_samples = index.split(cfg.train_split), index.split(cfg.val_split)
+    train_samples, val_samples = chosen_splits(cfg, index)
     train_reader = cached_reader(cfg, accelerator, log, train_samples, index, size, resize_mask=True)
     # Validation masks keep their full size: the metrics are those of the original labels.
     val_reader = cached_reader(cfg, accelerator, log, val_samples, index, size, resize_mask=False)

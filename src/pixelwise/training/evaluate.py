@@ -28,9 +28,11 @@ from pixelwise.core.files import write_json
 from pixelwise.core.metrics import ConfusionMatrix
 from pixelwise.data.checks import scan_samples
 from pixelwise.data.dataset import SegmentationDataset, collate_padded
-from pixelwise.data.formats import open_dataset
+from pixelwise.data.formats import DatasetIndex, open_dataset
+from pixelwise.data.sample import Sample
 from pixelwise.data.transforms import eval_transform, normalize
 from pixelwise.models.base import logits_at_size
+from pixelwise.models.checkpoint import CheckpointMeta
 from pixelwise.models.ensemble import Checkpoints, checkpoint_paths, load_checkpoints
 
 
@@ -95,6 +97,27 @@ def evaluate_model(
     return cm, mean_loss
 
 
+def score_samples(model: nn.Module, meta: CheckpointMeta, index: DatasetIndex, samples: list[Sample],
+                  batch_size: int = 4, workers: int | None = None, device: str = "auto", precision: str = "auto"
+                  ) -> ConfusionMatrix:
+    """The confusion matrix of a loaded model (``meta``: its metadata) over ``samples`` of ``index``,
+    checked first; each image is fed at the model's input size and scored at its mask's size."""
+    spec = index.classes
+    scan_samples(samples, spec, reader=index.reader)
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
+    channels_last = prec != "fp32"
+    model = model.to(dev)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    dataset = SegmentationDataset(samples, spec, eval_transform(meta.input_size), augment=False, reader=index.reader)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=resolve_workers(workers, dev),
+                        collate_fn=collate_padded)
+    cm, _ = evaluate_model(model, loader, spec.num_classes, meta.mean, meta.std, dev, prec, names=spec.names,
+                           channels_last=channels_last)
+    return cm
+
+
 def evaluate_checkpoint(checkpoint: Checkpoints, data: str | Path, split: str = "val", format: str = "auto",
                         classes: str | None = None, batch_size: int = 4, workers: int | None = None,
                         device: str = "auto", precision: str = "auto", json_path: str | Path | None = None,
@@ -112,18 +135,7 @@ def evaluate_checkpoint(checkpoint: Checkpoints, data: str | Path, split: str = 
         raise DataError(f"{data}: dataset has {spec.num_classes} classes but {names} predicts "
                         f"{meta.classes.num_classes}; pass --classes matching the model")
     samples = index.split(split)
-    scan_samples(samples, spec, reader=index.reader)
-    dev = resolve_device(device)
-    prec = resolve_precision(precision, dev)
-    channels_last = prec != "fp32"
-    model = model.to(dev)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    dataset = SegmentationDataset(samples, spec, eval_transform(meta.input_size), augment=False, reader=index.reader)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=resolve_workers(workers, dev),
-                        collate_fn=collate_padded)
-    cm, _ = evaluate_model(model, loader, spec.num_classes, meta.mean, meta.std, dev, prec, names=spec.names,
-                           channels_last=channels_last)
+    cm = score_samples(model, meta, index, samples, batch_size, workers, device, precision)
     metrics = cm.compute()
     metrics["split"], metrics["images"] = split, len(samples)
     if json_path is not None:

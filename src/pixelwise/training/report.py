@@ -5,9 +5,10 @@ any finished run. This module gathers what the page shows, :mod:`pixelwise.train
 
 * the recipe (``config.yaml``) and, when a planner wrote one, its choices and their reasons (``plan.yaml``);
 * the epochs (``metrics.csv``) and the best epoch's metrics (``best_metrics.json``);
-* one pass of the best checkpoint over the validation split (at most :data:`MAX_IMAGES` images, evenly
-  spread, at the checkpoint's input size, with PyTorch): the confusion matrix of those images, and the
-  best and worst of them by their own mIoU, with the uncertainty of each predicted pixel;
+* one pass of the best checkpoint over the validation split, or a cross-validation fold's held-out images
+  (at most :data:`MAX_IMAGES` images, evenly spread, at the checkpoint's input size, with PyTorch): the
+  confusion matrix of those images, and the best and worst of them by their own mIoU, with the uncertainty
+  of each predicted pixel;
 * the training split's fingerprint (:mod:`pixelwise.data.fingerprint`).
 
 A report is never worth a finished training: :func:`write_report_or_warn` turns any error into one warning
@@ -47,6 +48,7 @@ from pixelwise.data.sample import Sample, SampleReader
 from pixelwise.data.transforms import eval_transform, normalize
 from pixelwise.models.base import logits_at_size
 from pixelwise.models.checkpoint import CheckpointMeta, load_checkpoint
+from pixelwise.training.data_setup import fold_split
 from pixelwise.training.outputs import BEST_CHECKPOINT, read_best_metrics
 
 REPORT = "report.html"
@@ -167,10 +169,9 @@ def review_image(sample: Sample, reader: SampleReader, score: float, truth: torc
 
 
 @torch.no_grad()
-def review_split(model: nn.Module, meta: CheckpointMeta, index: DatasetIndex, split: str, device: torch.device,
-                 workers: int = 0) -> ValReview:
-    """One pass of ``model`` over (at most MAX_IMAGES of) a split, each image scored at its mask's size."""
-    samples = index.split(split)
+def review_split(model: nn.Module, meta: CheckpointMeta, index: DatasetIndex, samples: list[Sample],
+                 device: torch.device, workers: int = 0) -> ValReview:
+    """One pass of ``model`` over (at most MAX_IMAGES of) ``samples``, each image scored at its mask's size."""
     chosen = evenly_spaced(samples, MAX_IMAGES)
     dataset = SegmentationDataset(chosen, meta.classes, eval_transform(meta.input_size), augment=False,
                                   reader=index.reader)
@@ -217,6 +218,14 @@ def read_plan(run_dir: Path) -> list[dict[str, Any]] | None:
     return choices
 
 
+def validated_samples(config: dict[str, Any], index: DatasetIndex) -> list[Sample]:
+    """The images the run (its ``config.yaml``) validated on: its val split, or its held-out fold."""
+    if config.get("fold") is None:
+        return index.split(config.get("val_split", "val"))
+    train_split = index.split(config.get("train_split", "train"))
+    return fold_split(train_split, config["folds"], config["fold"], config.get("seed", 0))[1]
+
+
 def dataset_fingerprint(index: DatasetIndex, split: str) -> tuple[Fingerprint | None, str]:
     """The fingerprint of the training split, or None and why (the page then says so, and goes on)."""
     try:
@@ -232,7 +241,7 @@ def gather(run_dir: Path, index: DatasetIndex | None = None, device: torch.devic
     model, meta = load_checkpoint(run_dir / BEST_CHECKPOINT)
     if index is None:  # a run written earlier: its dataset, read with the classes the model predicts
         index = open_dataset(config["data"], config.get("format", "auto"), meta.classes)
-    review = review_split(model, meta, index, config.get("val_split", "val"), torch.device(device), workers)
+    review = review_split(model, meta, index, validated_samples(config, index), torch.device(device), workers)
     fingerprint, note = dataset_fingerprint(index, config.get("train_split", "train"))
     return RunReport(run_dir, config, read_plan(run_dir), read_history(run_dir), read_best_metrics(run_dir), meta,
                      review, fingerprint, note)

@@ -75,3 +75,14 @@ def load_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer)
                               f"{str(e).splitlines()[0][:150]}); start a new run without --resume") from None
     _set_rng_state(payload["rng"])
     return TrainState(**payload["state"])
+
+
+def read_state(folder: Path) -> TrainState:
+    """The counters and history saved in ``folder`` (a run's ``last/``), without a model to load them into:
+    enough to tell where a run stands (see :func:`pixelwise.training.folds.fold_progress`)."""
+    try:
+        payload = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
+        return TrainState(**payload["state"])
+    except Exception as e:  # truncated files and foreign states raise many types
+        raise CheckpointError(f"{folder}: training state cannot be read ({e.__class__.__name__}: "
+                              f"{str(e).splitlines()[0][:150]})") from None
