@@ -159,3 +159,45 @@ def test_build_loss_passes_each_loss_what_its_constructor_takes(monkeypatch):
     assert build_loss("takes_both", 4).class_weights is None
     with pytest.raises(ConfigError, match="unknown loss 'ce'; choose one of takes_both, takes_none"):
         build_loss("ce", 3)  # build_loss reads the registry, not a list of its own
+
+
+@pytest.mark.parametrize("name", list_losses())
+def test_every_loss_ignores_ignored_pixels_and_survives_an_all_ignored_batch(name):
+    loss = build_loss(name, num_classes=3)
+    logits = torch.randn(2, 3, 8, 8, requires_grad=True)
+    target = torch.randint(0, 3, (2, 8, 8))
+    target[:, :4] = -1
+    changed = logits.detach().clone()
+    changed[:, :, :4] += torch.randn(2, 3, 4, 8) * 5
+    assert torch.allclose(loss(logits, target), loss(changed, target), atol=1e-5)
+    loss(logits, target).backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+    empty = loss(logits, torch.full((2, 8, 8), -1))
+    assert torch.isfinite(empty)
+
+
+def test_lovasz_of_hard_predictions_is_the_jaccard_loss():
+    """For (near) one-hot probabilities the Lovász extension equals 1 - IoU, per class, averaged."""
+    from pixelwise.training.losses.lovasz import LovaszSoftmaxLoss
+
+    target = torch.tensor([[[0, 0, 1, 1], [0, 1, 1, 1]]])
+    predicted = torch.tensor([[[0, 1, 1, 1], [0, 0, 1, 1]]])
+    logits = torch.nn.functional.one_hot(predicted, 2).permute(0, 3, 1, 2).float() * 50
+    ious = []
+    for c in (0, 1):
+        inter = ((target == c) & (predicted == c)).sum().item()
+        union = ((target == c) | (predicted == c)).sum().item()
+        ious.append(inter / union)
+    assert float(LovaszSoftmaxLoss()(logits, target)) == pytest.approx(1 - sum(ious) / 2, abs=1e-4)
+
+
+def test_ohem_averages_only_the_hardest_pixels():
+    from pixelwise.training.losses.ohem import OhemCrossEntropyLoss
+
+    logits = torch.randn(1, 3, 10, 10)
+    target = torch.randint(0, 3, (1, 10, 10))
+    per_pixel = torch.nn.functional.cross_entropy(logits, target, reduction="none").flatten()
+    hardest = per_pixel.sort(descending=True).values[:25].mean()
+    assert float(OhemCrossEntropyLoss(top_fraction=0.25, min_pixels=1)(logits, target)) == pytest.approx(float(hardest))
+    everything = OhemCrossEntropyLoss(top_fraction=0.25, min_pixels=1000)(logits, target)  # min_pixels wins
+    assert float(everything) == pytest.approx(float(per_pixel.mean()), rel=1e-5)

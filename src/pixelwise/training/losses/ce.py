@@ -26,5 +26,8 @@ class CrossEntropyLoss(nn.CrossEntropyLoss):
         super().__init__(weight=weight, ignore_index=TARGET_IGNORE)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if not (target != TARGET_IGNORE).any():
+            # A batch of ignored pixels only (e.g. crops of padding): the mean over none would be NaN.
+            return logits.sum() * 0.0
         # Logits may come in bf16/fp16 under autocast; the log-softmax is more accurate in fp32.
         return super().forward(logits.float(), target)
