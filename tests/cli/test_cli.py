@@ -147,3 +147,27 @@ def test_bad_checkpoint_and_earlier_run_kept(trained, tiny_data, tmp_path):
     again = run_main("train", "--data", str(tiny_data), "--epochs", "1", "--out", str(root / "run"), *TRAIN)
     assert_one_line_error(again, "already holds files")
     assert ckpt.read_bytes() == before
+
+
+def test_evaluate_with_tta_scores_what_predict_with_tta_makes(trained, tiny_data):
+    """`evaluate --tta-flip` writes eval_val_tta.json (the plain score stays) whose confusion matrix is that
+    of `Predictor(tta_flip=True)`'s labels against the val masks."""
+    from pixelwise.core.metrics import ConfusionMatrix
+    from pixelwise.inference.predictor import Predictor
+
+    root, _ = trained
+    ckpt = root / "run" / "best.safetensors"
+    ev = run_main("evaluate", str(ckpt), "--data", str(tiny_data), "--tta-flip", "--precision", "fp32")
+    assert ev.returncode == 0, ev.stderr
+    metrics = json.loads((root / "run" / "eval_val_tta.json").read_text())
+    assert metrics["tta"] == {"flip": True, "scales": [1.0]}
+    predictor = Predictor(ckpt, precision="fp32", tta_flip=True)
+    cm = ConfusionMatrix(6, predictor.classes.names)
+    import torch
+
+    for image in sorted((tiny_data / "images" / "val").iterdir()):
+        mask = np.array(Image.open(tiny_data / "masks" / "val" / image.name))
+        cm.update(torch.from_numpy(predictor.predict(image).astype(np.int64)), torch.from_numpy(mask.astype(np.int64)))
+    assert metrics["miou"] == pytest.approx(cm.compute()["miou"], abs=1e-6)
+    bad = run_main("evaluate", str(ckpt), "--data", str(tiny_data), "--tta-scales", "0,1")
+    assert bad.returncode == 2 and "--tta-scales" in bad.stderr

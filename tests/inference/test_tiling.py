@@ -14,8 +14,9 @@ from PIL import Image
 import pixelwise
 from pixelwise.data.presets import get_preset
 from pixelwise.inference.predictor import Predictor
-from pixelwise.inference.tiling import gaussian_weight, predict_tiled, tile_starts, tiled_logits, with_tta
+from pixelwise.inference.tiling import gaussian_weight, predict_tiled, tile_starts, tiled_logits
 from pixelwise.models.checkpoint import CheckpointMeta, save_checkpoint
+from pixelwise.models.tta import with_tta
 from pixelwise.testing import run_main
 
 

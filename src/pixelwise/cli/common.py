@@ -82,3 +82,19 @@ def parse_size_option(text: str, param_hint: str) -> tuple[int, int]:
     if min(size) < 1:
         raise click.BadParameter(f"'{text}' is not a size; both sides must be at least 1 pixel", param_hint=param_hint)
     return size
+
+
+TtaFlip = Annotated[bool, typer.Option("--tta-flip", help="Also predict the mirrored image; average.")]
+TtaScales = Annotated[str | None, typer.Option(help="Also predict resized inputs, e.g. 0.75,1,1.25; average.")]
+
+
+def parse_scales(text: str) -> tuple[float, ...]:
+    """``--tta-scales``: a comma list of positive numbers."""
+    try:
+        scales = tuple(float(s) for s in text.split(","))
+    except ValueError:
+        scales = ()
+    if not scales or not all(s > 0 for s in scales):
+        raise click.BadParameter(f"'{text}' is not a comma list of positive scales, e.g. 0.75,1,1.25",
+                                 param_hint="--tta-scales")
+    return scales

@@ -19,7 +19,17 @@ from typing import Annotated
 import click
 import typer
 
-from pixelwise.cli.common import BACKEND_HELP, BatchSize, Device, Precision, one_of, parse_size_option
+from pixelwise.cli.common import (
+    BACKEND_HELP,
+    BatchSize,
+    Device,
+    Precision,
+    TtaFlip,
+    TtaScales,
+    one_of,
+    parse_scales,
+    parse_size_option,
+)
 from pixelwise.inference.compare import compare_with_runtime
 from pixelwise.inference.export import EXPORTERS, OPSET, export_checkpoint, list_export_formats
 from pixelwise.inference.export.onnx_file import in_channels
@@ -42,11 +52,11 @@ def predict(
     device: Device = "auto",
     tile: Annotated[str | None, typer.Option(
         help="Tiled prediction HxW, e.g. 512x512: large images at native resolution, not resized to the "
-             "training size; --batch-size then counts tiles.")] = None,
+             "training size; --batch-size then counts tiles. Default: the checkpoint's own (a model trained on "
+             "crops at native resolution); 'none' never tiles.")] = None,
     overlap: Annotated[float, typer.Option(help="Tile overlap, a fraction in [0, 1).")] = 0.25,
-    tta_flip: Annotated[bool, typer.Option("--tta-flip", help="Also predict the mirrored image; average.")] = False,
-    tta_scales: Annotated[str | None, typer.Option(
-        help="Also predict resized inputs, e.g. 0.75,1,1.25; average.")] = None,
+    tta_flip: TtaFlip = False,
+    tta_scales: TtaScales = None,
     backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model (torch backend).")] = False,
 ) -> None:
@@ -59,7 +69,7 @@ def predict(
       pixelwise predict runs/a/best.safetensors runs/b/best.safetensors photos/ --out preds    (an ensemble)
     """
     models, inputs = split_models(checkpoint, inputs)
-    tile_size = parse_size_option(tile, "--tile") if tile is not None else None
+    tile_size = "train" if tile is None else None if tile.lower() == "none" else parse_size_option(tile, "--tile")
     if not 0 <= overlap < 1:
         raise click.BadParameter(f"{overlap} is not in [0, 1); e.g. 0.25", param_hint="--overlap")
     scales = parse_scales(tta_scales) if tta_scales is not None else (1.0,)
@@ -82,18 +92,6 @@ def split_models(checkpoint: Path, inputs: list[str]) -> tuple[list[Path], list[
         raise click.BadParameter(f"{' '.join(map(str, models))} are all model files; name the images, folders "
                                  "or glob patterns after them", param_hint="'INPUTS...'")
     return models, inputs[count:]
-
-
-def parse_scales(text: str) -> tuple[float, ...]:
-    """``--tta-scales``: a comma list of positive numbers."""
-    try:
-        scales = tuple(float(s) for s in text.split(","))
-    except ValueError:
-        scales = ()
-    if not scales or not all(s > 0 for s in scales):
-        raise click.BadParameter(f"'{text}' is not a comma list of positive scales, e.g. 0.75,1,1.25",
-                                 param_hint="--tta-scales")
-    return scales
 
 
 def export(

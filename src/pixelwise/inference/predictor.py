@@ -34,10 +34,11 @@ from pixelwise.core.errors import ConfigError, DataError
 from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, write_png
 from pixelwise.data.transforms import eval_transform, normalize
 from pixelwise.inference.backends import open_backend
-from pixelwise.inference.tiling import check_tiling, predict_tiled, with_tta
+from pixelwise.inference.tiling import check_tiling, predict_tiled
 from pixelwise.models.base import logits_at_size
 from pixelwise.models.checkpoint import CheckpointMeta
 from pixelwise.models.ensemble import Checkpoints
+from pixelwise.models.tta import with_tta
 
 
 def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
@@ -96,16 +97,18 @@ class Predictor:
     """Labels for images from a checkpoint path, a list of them (an ensemble), or a model carrying ``.meta``.
 
     ``tile=(h, w)``: sliding-window prediction at native resolution, tiles overlapping by ``overlap``
-    (``input_size`` is then unused). ``tta_flip`` adds horizontally flipped inputs, ``tta_scales`` resized
+    (``input_size`` is then unused); ``"train"`` (the default): the checkpoint's own tile, set when it was
+    trained on crops at native resolution (else no tiling); ``None``: never tile. ``tta_flip`` adds
+    horizontally flipped inputs, ``tta_scales`` resized
     ones (e.g. ``(0.75, 1, 1.25)``); their logits are averaged.
     """
 
     def __init__(self, model: Checkpoints | nn.Module, device: str = "auto", precision: str = "auto",
-                 input_size: tuple[int, int] | None | str = "train", tile: tuple[int, int] | None = None,
+                 input_size: tuple[int, int] | None | str = "train", tile: tuple[int, int] | None | str = "train",
                  overlap: float = 0.25, tta_flip: bool = False, tta_scales: Sequence[float] = (1.0,),
                  backend: str = "auto", compile: bool = False, num_images: int | None = None) -> None:
         # Options first: a bad value is reported before a checkpoint is read.
-        self.tile = check_tiling(tile, overlap) if tile is not None else None
+        self.tile = check_tiling(tile, overlap) if tile not in (None, "train") else None
         self.overlap = overlap
         self._forward = with_tta(self._logits, tta_flip, tta_scales)
         # ``model`` may be a checkpoint, a list of checkpoints, a model with .meta, an .onnx or an OpenVINO .xml
@@ -114,6 +117,8 @@ class Predictor:
         self.meta: CheckpointMeta = self.backend.meta
         self.device = getattr(self.backend, "device", torch.device("cpu"))
         self.input_size = self.meta.input_size if input_size == "train" else input_size
+        if tile == "train" and self.meta.tile is not None:
+            self.tile = check_tiling(self.meta.tile, overlap)
 
     @property
     def classes(self):
@@ -190,7 +195,7 @@ def output_paths(out_dir: Path, inputs: Sequence[Path]) -> list[dict[str, Path]]
 
 def predict_to_folder(model: Checkpoints | nn.Module, inputs: Sequence[str | Path], out_dir: str | Path,
                       batch_size: int = 4, workers: int | None = None, overwrite: bool = False, device: str = "auto",
-                      precision: str = "auto", progress: bool = True, tile: tuple[int, int] | None = None,
+                      precision: str = "auto", progress: bool = True, tile: tuple[int, int] | None | str = "train",
                       overlap: float = 0.25, tta_flip: bool = False, tta_scales: Sequence[float] = (1.0,),
                       backend: str = "auto", compile: bool = False, log: Callable[[str], None] | None = None
                       ) -> list[dict[str, Path]]:
@@ -199,7 +204,7 @@ def predict_to_folder(model: Checkpoints | nn.Module, inputs: Sequence[str | Pat
     ``tile``, ``overlap``, ``tta_flip``, ``tta_scales``, ``backend`` and ``compile`` are the
     :class:`Predictor`'s options.
     """
-    if tile is not None:
+    if tile not in (None, "train"):
         check_tiling(tile, overlap)  # before anything is read or written
     from tqdm.auto import tqdm
 

@@ -1,4 +1,4 @@
-"""Sliding-window (tiled) prediction with Gaussian blending, and test-time augmentation.
+"""Sliding-window (tiled) prediction with Gaussian blending (test-time augmentation: :mod:`pixelwise.models.tta`).
 
 Large images (satellite, microscopy) are predicted at their native resolution, tile by tile, with
 overlapping tiles blended by a Gaussian importance map as nnU-Net does: a pixel near a tile's centre,
@@ -21,15 +21,13 @@ and every image row that no later tile touches is finalised (argmax) and dropped
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from pixelwise.core.errors import ConfigError
-
-ModelFn = Callable[[torch.Tensor], torch.Tensor]  # (N, C_in, h, w) tiles -> (N, classes, h, w) float logits
+from pixelwise.models.tta import ModelFn
 
 
 def check_tiling(tile: Sequence[int], overlap: float) -> tuple[int, int]:
@@ -69,39 +67,6 @@ def tile_starts(length: int, tile: int, stride: int) -> list[int]:
     if length <= tile:
         return [0]
     return list(range(0, length - tile, max(1, stride))) + [length - tile]
-
-
-def with_tta(model_fn: ModelFn, flip: bool = False, scales: Sequence[float] = (1.0,)) -> ModelFn:
-    """``model_fn`` averaged over horizontal flips and input scales (logits resized back to the input size).
-
-    Works on float (normalised) inputs: resizing needs floats. With no option it returns ``model_fn`` itself.
-    """
-    scales = [float(s) for s in scales] or [1.0]
-    if not all(s > 0 for s in scales):
-        raise ConfigError(f"TTA scales {scales}: every scale must be positive, e.g. 0.75,1,1.25")
-    if not flip and scales == [1.0]:
-        return model_fn
-
-    def averaged(x: torch.Tensor) -> torch.Tensor:
-        size = tuple(x.shape[-2:])
-        total, runs = None, 0
-        for scale in scales:
-            scaled = x
-            if scale != 1.0:
-                target = [max(1, round(s * scale)) for s in size]
-                scaled = F.interpolate(x, size=target, mode="bilinear", align_corners=False)
-            variants = [(scaled, False), (scaled.flip(-1), True)] if flip else [(scaled, False)]
-            for inputs, flipped in variants:
-                logits = model_fn(inputs).float()
-                if flipped:
-                    logits = logits.flip(-1)
-                if tuple(logits.shape[-2:]) != size:
-                    logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-                total = logits if total is None else total + logits
-                runs += 1
-        return total / runs
-
-    return averaged
 
 
 def _as_chw(image: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -44,6 +44,7 @@ class CheckpointMeta:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     input_size: tuple[int, int] | None = None
+    tile: tuple[int, int] | None = None  # trained on crops of this size at native resolution: predict by tiles
     version: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -70,8 +71,9 @@ class CheckpointMeta:
         data.pop("format_version", None)
         data["classes"] = ClassSpec.model_validate(data["classes"])
         data["mean"], data["std"] = tuple(data["mean"]), tuple(data["std"])
-        if data.get("input_size"):
-            data["input_size"] = tuple(data["input_size"])
+        for key in ("input_size", "tile"):
+            if data.get(key):
+                data[key] = tuple(data[key])
         return cls(**data)
 
 

@@ -34,6 +34,7 @@ from pixelwise.data.transforms import eval_transform, normalize
 from pixelwise.models.base import logits_at_size
 from pixelwise.models.checkpoint import CheckpointMeta
 from pixelwise.models.ensemble import Checkpoints, checkpoint_paths, load_checkpoints
+from pixelwise.models.tta import TTAModel
 
 
 @torch.no_grad()
@@ -98,10 +99,11 @@ def evaluate_model(
 
 
 def score_samples(model: nn.Module, meta: CheckpointMeta, index: DatasetIndex, samples: list[Sample],
-                  batch_size: int = 4, workers: int | None = None, device: str = "auto", precision: str = "auto"
-                  ) -> ConfusionMatrix:
+                  batch_size: int = 4, workers: int | None = None, device: str = "auto", precision: str = "auto",
+                  tta_flip: bool = False, tta_scales: Sequence[float] = (1.0,)) -> ConfusionMatrix:
     """The confusion matrix of a loaded model (``meta``: its metadata) over ``samples`` of ``index``,
-    checked first; each image is fed at the model's input size and scored at its mask's size."""
+    checked first; each image is fed at the model's input size and scored at its mask's size.
+    ``tta_flip`` / ``tta_scales``: logits averaged over mirrored / resized inputs, as ``predict`` makes them."""
     spec = index.classes
     scan_samples(samples, spec, reader=index.reader)
     dev = resolve_device(device)
@@ -113,6 +115,8 @@ def score_samples(model: nn.Module, meta: CheckpointMeta, index: DatasetIndex, s
     dataset = SegmentationDataset(samples, spec, eval_transform(meta.input_size), augment=False, reader=index.reader)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=resolve_workers(workers, dev),
                         collate_fn=collate_padded)
+    if tta_flip or list(tta_scales) != [1.0]:
+        model = TTAModel(model, tta_flip, tta_scales)
     cm, _ = evaluate_model(model, loader, spec.num_classes, meta.mean, meta.std, dev, prec, names=spec.names,
                            channels_last=channels_last)
     return cm
@@ -121,7 +125,8 @@ def score_samples(model: nn.Module, meta: CheckpointMeta, index: DatasetIndex, s
 def evaluate_checkpoint(checkpoint: Checkpoints, data: str | Path, split: str = "val", format: str = "auto",
                         classes: str | None = None, batch_size: int = 4, workers: int | None = None,
                         device: str = "auto", precision: str = "auto", json_path: str | Path | None = None,
-                        confusion_png: str | Path | None = None) -> dict:
+                        confusion_png: str | Path | None = None, tta_flip: bool = False,
+                        tta_scales: Sequence[float] = (1.0,)) -> dict:
     """Score a checkpoint, or the ensemble of a list of them, on a split: metrics dict (see
     :meth:`ConfusionMatrix.compute`).
 
@@ -135,9 +140,10 @@ def evaluate_checkpoint(checkpoint: Checkpoints, data: str | Path, split: str = 
         raise DataError(f"{data}: dataset has {spec.num_classes} classes but {names} predicts "
                         f"{meta.classes.num_classes}; pass --classes matching the model")
     samples = index.split(split)
-    cm = score_samples(model, meta, index, samples, batch_size, workers, device, precision)
+    cm = score_samples(model, meta, index, samples, batch_size, workers, device, precision, tta_flip, tta_scales)
     metrics = cm.compute()
     metrics["split"], metrics["images"] = split, len(samples)
+    metrics["tta"] = {"flip": tta_flip, "scales": [float(s) for s in tta_scales]}
     if json_path is not None:
         write_json(json_path, metrics)
     if confusion_png is not None:
