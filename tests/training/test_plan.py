@@ -43,6 +43,7 @@ def test_a_faster_machine_or_longer_budget_buys_a_larger_encoder_then_resolution
     assert make_plan(fingerprint(), machine(speed=0.4), 3600).value("encoder") == "efficientnet_lite0"
     fast = make_plan(fingerprint(), machine(speed=2.0), 3600)
     assert fast.value("encoder") == "efficientnet_lite2"
+    assert make_plan(fingerprint(n=40), machine(speed=2.0), 3600).value("encoder") == "efficientnet_lite0"  # few
     assert fast.value("img_size") == (360, 480)  # up to the images' own size
 
 
@@ -74,9 +75,34 @@ def test_loss_and_class_weights_follow_the_balance():
 def test_batch_from_memory_and_dataset_size_and_augmentation_from_dataset_size():
     assert make_plan(fingerprint(), machine(), 3600).value("batch_size") == 8
     assert make_plan(fingerprint(), machine(ram=1.0), 3600).value("batch_size") == 2
-    assert make_plan(fingerprint(n=30), machine(), 900).value("batch_size") == 3
-    assert make_plan(fingerprint(n=30), machine(), 900).value("augment")["scale"] == (0.5, 2.0)
+    assert make_plan(fingerprint(n=30), machine(), 900).value("batch_size") == 4  # BatchNorm wants 4 at least
+    small = make_plan(fingerprint(n=30), machine(), 900).value("augment")
+    assert small["color_jitter"] == 0.3 and small["scale"] == (0.75, 1.5)  # strong colour; zoom kept for thin things
     assert make_plan(fingerprint(n=5000), machine(), 900).value("augment")["scale"] == (0.9, 1.25)
+
+
+def test_large_images_train_on_crops_at_their_own_size_and_predict_by_tiles():
+    coarse = [ClassStats("bg", 0.8, 1.0, 60.0, 200.0, 1e5), ClassStats("fg", 0.2, 1.0, 20.0, 60.0, 1e4)]
+    small = make_plan(fingerprint(n=40, size=(512, 512), classes=coarse), machine(speed=4.0), 900)
+    assert small.value("crop_size") is None and small.value("img_size") == (512, 512)
+    # 20 satellite-like tiles of 2000x3000 with 4 px roads, on a fast machine: native resolution, 512 crops
+    roads = [ClassStats("bg", 0.9, 1.0, 60.0, 200.0, 1e5), ClassStats("road", 0.1, 1.0, 3.0, 4.0, 1e4)]
+    large = make_plan(fingerprint(n=20, size=(2000, 3000), classes=roads), machine(speed=40.0), 3600)
+    assert large.value("img_size") is None and large.value("crop_size") == (512, 512)
+    assert "tiles" in large.choices["crop_size"].reason
+    assert large.value("batch_size") == 4  # the batch is sized for the crop, not the 6-megapixel image
+    # A slow machine: the thin roads still keep 2 px (crops bound a step's cost), the images are resized
+    slow = make_plan(fingerprint(n=20, size=(2000, 3000), classes=roads), machine(speed=0.4), 3600)
+    assert slow.value("crop_size") == (512, 512)
+    assert slow.value("img_size") == (1008, 1504)  # half size: the 4 px roads stay 2 px wide
+    assert "predicted whole" in slow.choices["crop_size"].reason
+
+
+def test_binary_problems_are_scored_on_the_foreground_class():
+    binary = fingerprint(classes=[ClassStats("background", 0.85, 1.0, 50.0, 90.0, 1e5),
+                                  ClassStats("crack", 0.15, 1.0, 6.0, 17.0, 2e3)])
+    assert make_plan(binary, machine(), 900).value("score_class") == "crack"
+    assert make_plan(fingerprint(), machine(), 3600).value("score_class") is None  # several classes: mIoU
 
 
 def test_given_values_beat_the_plan_and_are_marked():

@@ -105,3 +105,67 @@ def test_epoch_sampler_shards_cover_an_epoch_once():
     full = EpochSampler(10, seed=1)
     full.set_epoch(4)
     assert list(again) == list(full)[3:]
+
+
+def test_crops_at_native_size_train_and_set_tiled_prediction_in_the_checkpoint(tiny_data, tmp_path):
+    """img_size None + crop_size: training batches are crops, validation scores whole images at their own
+    size, and the checkpoint tells the predictor to tile with the crop's size."""
+    from pixelwise.inference.predictor import Predictor
+    from pixelwise.models.checkpoint import read_meta
+
+    result = train(recipe(tiny_data, tmp_path / "run", epochs=1, img_size=None, crop_size=(16, 16)))
+    meta = read_meta(result.best_checkpoint)
+    assert meta.input_size is None and meta.tile == (16, 16)
+    assert Predictor(result.best_checkpoint, precision="fp32").tile == (16, 16)
+    assert Predictor(result.best_checkpoint, precision="fp32", tile=None).tile is None  # --tile none
+    resized = train(recipe(tiny_data, tmp_path / "resized", epochs=1, crop_size=(16, 16)))
+    assert read_meta(resized.best_checkpoint).tile is None  # trained at img_size: predicted whole, resized
+
+
+def test_score_class_picks_the_best_epoch_and_must_be_a_class(tiny_data, tmp_path):
+    result = train(recipe(tiny_data, tmp_path / "run", epochs=2, score_class="road"))
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    best = max(rows, key=lambda r: float(r["val_score"]))
+    assert result.best_metrics["per_class"]["road"]["iou"] == pytest.approx(float(best["val_score"]))
+    with pytest.raises(ConfigError, match="score_class 'nope' is not a class"):
+        train(recipe(tiny_data, tmp_path / "bad", epochs=1, score_class="nope"))
+    assert not (tmp_path / "bad" / "config.yaml").exists()
+
+
+def test_final_fit_trains_on_train_and_val_and_keeps_the_last_epoch(tiny_data, tmp_path):
+    from pixelwise.data.formats import open_dataset
+    from pixelwise.training.data_setup import chosen_splits
+
+    cfg = recipe(tiny_data, tmp_path / "run", epochs=3, final_fit=True, lr=0.3)  # a wild lr: epochs get worse
+    train_samples, val_samples = chosen_splits(cfg, open_dataset(str(tiny_data)))
+    assert len(train_samples) == 12 + 4 and set(val_samples) <= set(train_samples)
+    result = train(cfg)
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    assert torch.load(tmp_path / "run/last/state.pt", weights_only=True)["state"]["best_epoch"] == 3
+    assert result.best_metrics["miou"] == pytest.approx(float(rows[-1]["val_miou"]))
+    with pytest.raises(ValueError, match="final_fit"):
+        TrainConfig(data=str(tiny_data), final_fit=True, folds=3)
+
+
+def test_ema_weights_are_validated_saved_and_resumed_exactly(tiny_data, tmp_path, monkeypatch):
+    """With ema set, best.safetensors holds the averaged weights (not the raw ones), and an interrupted,
+    resumed run ends with the same average as one never interrupted."""
+    straight = train(recipe(tiny_data, tmp_path / "a", epochs=2, ema=0.8, final_fit=True))
+    best = load_file(straight.best_checkpoint)
+    averaged, raw = load_file(tmp_path / "a/last/ema.safetensors"), load_file(tmp_path / "a/last/model.safetensors")
+    assert all(torch.equal(best[k], averaged[f"module.{k}"]) for k in best)
+    assert not all(torch.equal(best[k], raw[k]) for k in best if k.endswith("weight"))
+    calls, original = {"n": 0}, trainer_module.normalize
+
+    def interrupt(*args):
+        calls["n"] += 1
+        if calls["n"] == 5:  # mid-way through the second epoch
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(trainer_module, "normalize", interrupt)
+    assert train(recipe(tiny_data, tmp_path / "b", epochs=2, ema=0.8, final_fit=True)).stop_reason == "interrupted"
+    monkeypatch.setattr(trainer_module, "normalize", original)
+    train(recipe(tiny_data, tmp_path / "b", epochs=2, ema=0.8, final_fit=True), resume=True)
+    resumed = load_file(tmp_path / "b/last/ema.safetensors")
+    assert all(torch.equal(averaged[k], resumed[k]) for k in averaged)

@@ -31,7 +31,10 @@ from pixelwise.cli.common import (
     BatchSize,
     Device,
     Precision,
+    TtaFlip,
+    TtaScales,
     Workers,
+    parse_scales,
 )
 from pixelwise.core.errors import ConfigError
 from pixelwise.core.metrics import format_table
@@ -44,6 +47,7 @@ from pixelwise.training.trainer import TrainResult
 
 
 def train(
+    # long function: one typer option per recipe field (the help lists them); the body is five lines.
     ctx: typer.Context,
     config: Annotated[Path | None, typer.Option("--config", help="Recipe YAML; flags override it.")] = None,
     data: Annotated[str | None, typer.Option(help="Dataset folder.")] = None,
@@ -61,13 +65,21 @@ def train(
         help="Model option KEY=VALUE (YAML value), repeatable, e.g. base_filters=32.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Number of epochs.")] = None,
     time_budget: Annotated[str | None, typer.Option(help="Stop after this long, e.g. 30m.")] = None,
-    img_size: Annotated[str | None, typer.Option(help="Training size HxW, e.g. 352x480.")] = None,
+    img_size: Annotated[str | None, typer.Option(help=(
+        "Training size HxW, e.g. 352x480; none: the images' own (with --crop-size)."))] = None,
+    crop_size: Annotated[str | None, typer.Option(help=(
+        "Train on random crops HxW of the (resized) images; with --img-size none, at their own size, and "
+        "the checkpoint then predicts by tiles of this size."))] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per step.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     loss: Annotated[str | None, typer.Option(help=LOSS_HELP)] = None,
     optimizer: Annotated[str | None, typer.Option(help=OPTIMIZER_HELP)] = None,
     schedule: Annotated[str | None, typer.Option(help=SCHEDULE_HELP)] = None,
     grad_clip: Annotated[float | None, typer.Option(help="Max gradient norm.")] = None,
+    ema: Annotated[float | None, typer.Option(help=(
+        "Validate and save an exponential moving average of the weights, e.g. 0.999 (decay per step)."))] = None,
+    score_class: Annotated[str | None, typer.Option(help=(
+        "The class whose val IoU picks the best epoch (binary foreground problems); default: the mIoU."))] = None,
     class_weights: Annotated[str | None, typer.Option(
         help="CE class weights: auto (median frequency), inverse, or a comma list.")] = None,
     precision: Precision = None,
@@ -75,6 +87,9 @@ def train(
     workers: Workers = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     patience: Annotated[int | None, typer.Option(help="Early stopping after N epochs without a better mIoU.")] = None,
+    final_fit: Annotated[bool | None, typer.Option("--final-fit", help=(
+        "Train the final model on the train and val splits together, keeping the last epoch (its val score "
+        "then measures nothing: report the score of the run that validated the recipe)."))] = None,
     folds: Annotated[int | None, typer.Option(help=(
         "K-fold cross-validation: K runs in RUN/fold_k, each validated on its K-th of the train split, "
         "scored out of fold; the time budget is shared."))] = None,
@@ -196,12 +211,15 @@ def evaluate(
     classes: Annotated[str | None, typer.Option(help=f"{CLASSES_HELP} (default: the checkpoint's).")] = None,
     json_path: Annotated[Path | None,
                          typer.Option("--json", help="Metrics JSON (default: beside the (first) checkpoint, "
-                                      "eval_SPLIT.json, or eval_SPLIT_ensemble.json for an ensemble).")] = None,
+                                      "eval_SPLIT.json; _tta and _ensemble are added for TTA and an ensemble)."
+                                      )] = None,
     confusion: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG (default: beside the JSON).")] = None,
     batch_size: BatchSize = 4,
     workers: Workers = None,
     precision: Precision = "auto",
     device: Device = "auto",
+    tta_flip: TtaFlip = False,
+    tta_scales: TtaScales = None,
 ) -> None:
     """Score a checkpoint (or an ensemble): per-class IoU/Dice table, metrics JSON and a confusion-matrix PNG.
 
@@ -209,12 +227,16 @@ def evaluate(
     Examples:
       pixelwise evaluate runs/camvid/best.safetensors --data data/camvid --split val --json val.json
       pixelwise evaluate runs/a/best.safetensors runs/b/best.safetensors --data data/camvid    (an ensemble)
+      pixelwise evaluate runs/camvid/best.safetensors --data data/camvid --tta-flip    (as predict --tta-flip)
     """
+    scales = parse_scales(tta_scales) if tta_scales is not None else (1.0,)
     # An ensemble's scores must not replace those of its first member, written beside the same checkpoint.
-    default_name = f"eval_{split}.json" if len(checkpoints) == 1 else f"eval_{split}_ensemble.json"
+    # Nor may a TTA score replace the plain one.
+    tta = "_tta" if tta_flip or scales != (1.0,) else ""
+    default_name = f"eval_{split}{tta}.json" if len(checkpoints) == 1 else f"eval_{split}{tta}_ensemble.json"
     json_path = json_path or checkpoints[0].with_name(default_name)
     confusion = confusion or json_path.with_name(json_path.stem + "_confusion.png")
     metrics = evaluate_checkpoint(checkpoints, data, split, format, classes, batch_size, workers, device, precision,
-                                  json_path, confusion)
+                                  json_path, confusion, tta_flip, scales)
     typer.echo(format_table(metrics))
     typer.echo(f"{split}: {metrics['images']} images, mIoU {metrics['miou']:.4f}; wrote {json_path} and {confusion}")

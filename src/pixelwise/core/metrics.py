@@ -92,3 +92,20 @@ def format_table(metrics: dict) -> str:
     lines.append(f"pixel accuracy {pct(metrics['pixel_accuracy'])}   "
                  f"mean class accuracy {pct(metrics['mean_accuracy'])}")
     return "\n".join(lines)
+
+
+def selection_score(metrics: dict, score_class: str | None = None) -> float:
+    """The number a run maximises to pick its best checkpoint: the mIoU, or one class's IoU.
+
+    Binary foreground problems (cracks, nuclei, people) are scored on the foreground class: the
+    background's IoU is high whatever the model does, so in the mean it would hide half the change.
+    A class that neither truth nor prediction shows has no IoU; it scores 0 (nothing better was found).
+
+    >>> m = {"miou": 0.7, "per_class": {"background": {"iou": 0.95}, "crack": {"iou": 0.45}}}
+    >>> selection_score(m), selection_score(m, "crack")
+    (0.7, 0.45)
+    """
+    if score_class is None:
+        return metrics["miou"]
+    iou = metrics["per_class"][score_class]["iou"]
+    return 0.0 if iou is None else iou

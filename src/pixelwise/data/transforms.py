@@ -34,15 +34,26 @@ class AugmentOptions(BaseModel):
     noise: float = Field(0.03, ge=0, le=1)  # max std of Gaussian noise as a fraction of 255; 0 = off
 
 
-def train_transform(size: tuple[int, int], options: AugmentOptions) -> A.Compose:
-    """Resize to the training size, random scale, pad/crop back to it, flip, colour jitter, noise."""
-    h, w = size
+def train_transform(size: tuple[int, int] | None, options: AugmentOptions,
+                    crop: tuple[int, int] | None = None) -> A.Compose:
+    """Resize to the training size (``None``: keep the image's own), random scale, pad/crop to ``crop`` (or back
+    to the training size), flip, colour jitter, noise.
+
+    >>> t = train_transform(None, AugmentOptions(scale=(1.0, 1.0)), crop=(32, 48))
+    >>> t(image=np.zeros((100, 120, 3), np.uint8), mask=np.zeros((100, 120), np.uint8))["image"].shape
+    (32, 48, 3)
+    """
+    if size is None and crop is None:
+        raise ValueError("train_transform needs a size, a crop, or both")
+    h, w = crop or size  # type: ignore[misc]
     lo, hi = options.scale
-    steps: list[A.BasicTransform] = [A.Resize(h, w, interpolation=cv2.INTER_LINEAR)]
+    steps: list[A.BasicTransform] = [A.Resize(*size, interpolation=cv2.INTER_LINEAR)] if size else []
     if (lo, hi) != (1.0, 1.0):
+        steps.append(A.RandomScale(scale_limit=(lo - 1, hi - 1), p=1.0))
+    if (lo, hi) != (1.0, 1.0) or crop is not None:
         steps += [
-            A.RandomScale(scale_limit=(lo - 1, hi - 1), p=1.0),
-            # Padding appears when zoomed out; it is "ignore" so it teaches the model nothing false.
+            # Padding appears when zoomed out (or an image is smaller than the crop); it is "ignore" so it
+            # teaches the model nothing false.
             A.PadIfNeeded(h, w, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=MASK_IGNORE),
             A.RandomCrop(h, w),
         ]

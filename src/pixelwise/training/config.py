@@ -21,9 +21,11 @@ from pixelwise.data.transforms import AugmentOptions
 
 
 def parse_size(value: Any) -> tuple[int, int] | None:
-    """``"352x480"``, ``[352, 480]`` or ``256`` (square) to ``(height, width)``."""
+    """``"352x480"``, ``[352, 480]`` or ``256`` (square) to ``(height, width)``; ``"none"``: ``None``."""
     if value is None or isinstance(value, tuple) and len(value) == 2:
         return value
+    if isinstance(value, str) and value.strip().lower() in ("none", "native"):
+        return None
     if isinstance(value, int):
         return (value, value)
     if isinstance(value, list) and len(value) == 2:
@@ -54,7 +56,11 @@ class TrainConfig(BaseModel):
     classes: str | None = None  # preset name or classes.yaml path; default: classes.yaml beside the data
     train_split: str = "train"
     val_split: str = "val"
-    img_size: tuple[int, int] | None = (256, 256)  # (height, width) images are resized to
+    img_size: tuple[int, int] | None = (256, 256)  # (height, width) images are resized to; None: their own
+    # Train on random crops of this size (from images at img_size, or at their own size when img_size is None)
+    # rather than whole images: large images keep their detail. With img_size None, checkpoints then
+    # predict large images by overlapping tiles of this size.
+    crop_size: tuple[int, int] | None = None
     augment: AugmentOptions = Field(default_factory=AugmentOptions)
     workers: int | None = Field(None, ge=0)  # None or "auto": resolve_workers picks (0 on 2 cores)
     cache: bool = True  # decode + resize every sample once into a memory-mapped file (see data/cache.py)
@@ -82,14 +88,21 @@ class TrainConfig(BaseModel):
     schedule: Literal["poly", "cosine", "onecycle", "constant"] = "poly"
     warmup: float = Field(0.02, ge=0, lt=1)  # fraction of training spent warming up the learning rate
     grad_clip: float | None = Field(1.0, gt=0)
+    ema: float | None = Field(None, gt=0, lt=1)  # validate and save an EMA of the weights, this decay per step
     batch_size: int = Field(8, ge=1)
     epochs: int | None = Field(None, ge=1)
     time_budget: str | None = None  # e.g. 30m; training stops (and evaluates) when it is spent
-    patience: int | None = Field(None, ge=1)  # early stopping: epochs without a better val mIoU
+    patience: int | None = Field(None, ge=1)  # early stopping: epochs without a better val score
+    # The class whose val IoU picks the best checkpoint (binary foreground problems); None: the mIoU.
+    score_class: str | None = None
 
     # k-fold cross-validation (see training/folds.py). ``folds`` alone: `pixelwise train` trains every fold,
     # one run each, and scores them out of fold. With ``fold`` too, this run is that one fold: it trains on
     # the other folds of train_split and validates on fold ``fold`` (val_split is left unseen).
+    # The final model, once a run validated on val_split fixed the recipe: train on train_split + val_split (as
+    # CamVid papers do), keep the last epoch. Its val scores measure nothing (it trained on those images).
+    final_fit: bool = False
+
     folds: int | None = Field(None, ge=2)
     fold: int | None = Field(None, ge=0)  # 0 .. folds-1
 
@@ -103,7 +116,7 @@ class TrainConfig(BaseModel):
     num_preview: int = Field(4, ge=0)  # validation images in the prediction grid
     progress: bool = True
 
-    @field_validator("img_size", mode="before")
+    @field_validator("img_size", "crop_size", mode="before")
     @classmethod
     def _size(cls, v: Any) -> tuple[int, int] | None:
         size = parse_size(v)
@@ -132,6 +145,13 @@ class TrainConfig(BaseModel):
     @classmethod
     def _workers(cls, v: Any) -> Any:
         return None if v == "auto" else v  # "auto" (as in a recipe) = the default: resolve_workers picks
+
+    @model_validator(mode="after")
+    def _final_fit_alone(self) -> TrainConfig:
+        if self.final_fit and self.folds is not None:
+            raise ValueError("final_fit trains on every image, which leaves no fold to hold out; use one or "
+                             "the other")
+        return self
 
     @model_validator(mode="after")
     def _default_epochs(self) -> TrainConfig:

@@ -81,8 +81,12 @@ def chosen_splits(cfg: TrainConfig, index: DatasetIndex) -> tuple[list[Sample], 
     """The samples a run trains on and those it validates on: ``train_split`` and ``val_split``, or, for
     one fold of a cross-validation (``cfg.fold`` set), the other folds of ``train_split`` and fold ``cfg.fold``.
 
-    A fold never reads ``val_split``: it stays unseen, for an honest score of the folds' ensemble.
+    A fold never reads ``val_split``: it stays unseen, for an honest score of the folds' ensemble. A final fit
+    (``cfg.final_fit``) trains on ``train_split`` and ``val_split`` together (and still validates on the latter,
+    which then measures nothing but shows the run is sane).
     """
+    if cfg.final_fit:
+        return index.split(cfg.train_split) + index.split(cfg.val_split), index.split(cfg.val_split)
     if cfg.fold is None:
         return index.split(cfg.train_split), index.split(cfg.val_split)
     assert cfg.folds is not None  # TrainConfig refuses a fold without folds
@@ -102,6 +106,9 @@ def open_and_check(cfg: TrainConfig, log: Log) -> tuple[DatasetIndex, ScanResult
     log(f"data: {index.root} ({index.format}), {len(train_samples)} train / {len(val_samples)} {held_out} "
         f"images, {index.classes.num_classes} classes"
         + (f"; not in train: {', '.join(absent)}" if absent else ""))
+    if cfg.final_fit:
+        log(f"final fit: training on '{cfg.train_split}' + '{cfg.val_split}'; the last epoch is kept and its "
+            f"'{cfg.val_split}' scores measure nothing (the model trained on those images)")
     for note in index.notes:
         log(note)
     decoder = getattr(index.reader, "decoder", None)
@@ -114,13 +121,14 @@ def prepare_data(cfg: TrainConfig, accelerator: Accelerator, log: Log) -> TrainD
     """The checked dataset, cached when asked, as a training set and this process's validation loader."""
     index, train_scan = open_and_check(cfg, log)
     size = cfg.img_size
-    if size is None:
-        raise ConfigError("img_size is required for training (crops of one size make a batch); e.g. 256x256")
+    if size is None and cfg.crop_size is None:
+        raise ConfigError("img_size or crop_size is required for training (images of one size make a batch); "
+                          "e.g. img_size 256x256, or crop_size 512x512 to train on crops at the images' own size")
     train_samples, val_samples = chosen_splits(cfg, index)
     train_reader = cached_reader(cfg, accelerator, log, train_samples, index, size, resize_mask=True)
     # Validation masks keep their full size: the metrics are those of the original labels.
     val_reader = cached_reader(cfg, accelerator, log, val_samples, index, size, resize_mask=False)
-    train_set = SegmentationDataset(train_samples, index.classes, train_transform(size, cfg.augment),
+    train_set = SegmentationDataset(train_samples, index.classes, train_transform(size, cfg.augment, cfg.crop_size),
                                     seed=cfg.seed, reader=train_reader)
     rank, world = accelerator.process_index, accelerator.num_processes
     sampler = EpochSampler(len(train_set), cfg.seed, rank, world)
@@ -134,7 +142,7 @@ def prepare_data(cfg: TrainConfig, accelerator: Accelerator, log: Log) -> TrainD
 
 
 def cached_reader(cfg: TrainConfig, accelerator: Accelerator, log: Log, samples: list[Sample], index: DatasetIndex,
-                  size: tuple[int, int], resize_mask: bool) -> SampleReader | SampleCache:
+                  size: tuple[int, int] | None, resize_mask: bool) -> SampleReader | SampleCache:
     """The decode-once cache of a split when enabled and small enough, else the format's reader."""
     if not cfg.cache:
         return index.reader

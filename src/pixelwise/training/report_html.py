@@ -179,8 +179,11 @@ def render_report(report: RunReport) -> str:
     classes = meta.classes
     epoch = meta.extra.get("epoch", "?")
     size = f"{meta.input_size[0]}x{meta.input_size[1]}" if meta.input_size else "as stored"
+    score_class = report.config.get("score_class")  # binary problems: the class that picked the best epoch
+    foreground = (f", {esc(score_class)} IoU {pct(metrics['per_class'][score_class]['iou'])}"
+                  if score_class in metrics.get("per_class", {}) else "")
     summary = (f"{esc(meta.model)}, {classes.num_classes} classes, input {size}; epochs trained: "
-               f"{len(report.history)}, best val mIoU {pct(metrics.get('miou'))} at epoch {esc(epoch)}. "
+               f"{len(report.history)}, best val mIoU {pct(metrics.get('miou'))}{foreground} at epoch {esc(epoch)}. "
                f"Written {time.strftime('%Y-%m-%d %H:%M')} by pixelwise {esc(__version__)}.")
     parts = [f"<h1>Run report: {esc(report.run_dir.name or report.run_dir)}</h1>",
              f'<p class="summary">{summary}</p>', recipe_section(report.config)]

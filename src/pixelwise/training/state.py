@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from pixelwise.core.errors import CheckpointError
 from pixelwise.core.files import atomic_path
+from pixelwise.training.ema import WeightAverage
 
 
 @dataclass
@@ -32,7 +33,7 @@ class TrainState:
     loss_sum: float = 0.0  # running train loss of the current epoch
     loss_count: int = 0
     elapsed: float = 0.0  # training seconds so far (the time budget counts across resumes)
-    best_miou: float = -1.0
+    best_score: float = -1.0  # the best val score so far: mIoU, or score_class's IoU
     best_epoch: int = 0
     stale: int = 0  # epochs since the best, for early stopping
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -55,9 +56,12 @@ def _set_rng_state(rng: dict[str, Any]) -> None:
     np.random.set_state(("MT19937", rng["numpy"].numpy().astype(np.uint32), rng["numpy_pos"], 0, 0.0))
 
 
-def save_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: TrainState) -> None:
+def save_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: TrainState,
+               ema: WeightAverage | None = None) -> None:
     """Write the state atomically: a crash mid-save leaves the previous state intact."""
     folder.mkdir(parents=True, exist_ok=True)
+    if ema is not None:  # first: state.pt, written last, is what says the step these files belong to
+        ema.save(folder / "ema.safetensors")
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     payload = {"state": asdict(state), "optimizer": optimizer.state_dict(), "rng": _rng_state()}
     with atomic_path(folder / "model.safetensors") as weights_tmp, atomic_path(folder / "state.pt") as state_tmp:
@@ -65,16 +69,26 @@ def save_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
         torch.save(payload, state_tmp)
 
 
-def load_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainState:
+def load_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+               ema: WeightAverage | None = None) -> TrainState:
     try:
         model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        if ema is not None:
+            ema.load(folder / "ema.safetensors")
         payload = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
         optimizer.load_state_dict(payload["optimizer"])
     except Exception as e:  # truncated files and foreign states raise many types
         raise CheckpointError(f"{folder}: training state cannot be loaded ({e.__class__.__name__}: "
                               f"{str(e).splitlines()[0][:150]}); start a new run without --resume") from None
     _set_rng_state(payload["rng"])
-    return TrainState(**payload["state"])
+    return _state_from(payload["state"])
+
+
+def _state_from(fields: dict[str, Any]) -> TrainState:
+    fields = dict(fields)
+    if "best_miou" in fields:  # written before score_class existed, when the score was always the mIoU
+        fields["best_score"] = fields.pop("best_miou")
+    return TrainState(**fields)
 
 
 def read_state(folder: Path) -> TrainState:
@@ -82,7 +96,7 @@ def read_state(folder: Path) -> TrainState:
     enough to tell where a run stands (see :func:`pixelwise.training.folds.fold_progress`)."""
     try:
         payload = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
-        return TrainState(**payload["state"])
+        return _state_from(payload["state"])
     except Exception as e:  # truncated files and foreign states raise many types
         raise CheckpointError(f"{folder}: training state cannot be read ({e.__class__.__name__}: "
                               f"{str(e).splitlines()[0][:150]})") from None

@@ -39,12 +39,14 @@ from tqdm.auto import tqdm
 
 from pixelwise.core.device import compile_or_eager, resolve_device, resolve_precision, resolve_workers
 from pixelwise.core.errors import ConfigError
+from pixelwise.core.metrics import selection_score
 from pixelwise.data.transforms import normalize
 from pixelwise.models.checkpoint import CheckpointMeta
 from pixelwise.training import outputs
 from pixelwise.training.config import TrainConfig
 from pixelwise.training.data_setup import TrainData, prepare_data, resolve_class_weights, train_loader
 from pixelwise.training.distributed import SharedClock, accelerator_for, mean_across_processes, sync_buffers
+from pixelwise.training.ema import WeightAverage
 from pixelwise.training.evaluate import evaluate_model
 from pixelwise.training.finetune import set_encoder_frozen
 from pixelwise.training.losses import build_loss
@@ -86,7 +88,8 @@ class Trainer:
     # Made by _set_up() at the start of fit():
     data: TrainData
     model: nn.Module  # as Accelerate prepared it (wrapped in DDP under a launcher)
-    raw_model: nn.Module  # the model itself: evaluated, saved and restored
+    raw_model: nn.Module  # the model itself: trained, restored, and evaluated and saved unless ema is set
+    ema: WeightAverage | None  # the EMA of raw_model's weights, when the recipe's ema is set
     optimizer: torch.optim.Optimizer
     loss_fn: nn.Module
     forward: Callable[[torch.Tensor], torch.Tensor]  # the training forward (compiled when asked)
@@ -111,6 +114,11 @@ class Trainer:
         self.channels_last = config.channels_last if config.channels_last is not None else self.precision != "fp32"
         self.is_main = self.accelerator.is_main_process
         self.run_dir = agreed_run_dir(self.accelerator, config.out, resume)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights validated and saved: the EMA when ``ema`` is set (the raw ones keep training)."""
+        return self.ema.module if self.ema is not None else self.raw_model
 
     def log(self, message: str) -> None:
         if self.is_main:
@@ -150,15 +158,22 @@ class Trainer:
         cfg = self.config
         self.data = prepare_data(cfg, self.accelerator, self.log)
         classes = self.data.classes
+        if cfg.score_class is not None and cfg.score_class not in classes.names:
+            raise ConfigError(f"score_class '{cfg.score_class}' is not a class of this data; its classes: "
+                              f"{', '.join(classes.names)}")
         set_seed(cfg.seed)  # python, numpy and torch: the same seed gives the same initial weights
         model, optimizer = build_model_and_optimizer(cfg, classes.num_classes, self.channels_last)
         weights = resolve_class_weights(cfg.class_weights, self.data.train_scan, classes.names, self.log)
         self.loss_fn = build_loss(cfg.loss, classes.num_classes, weights).to(self.device)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.raw_model = self.accelerator.unwrap_model(self.model)
+        # The EMA copy is made before any step, and before a resumed state replaces both.
+        self.ema = WeightAverage(self.raw_model, cfg.ema) if cfg.ema else None
         # Only the training forward is compiled; evaluation runs the eager model (one compile, not two).
         self.forward = compile_or_eager(self.model) if cfg.compile else self.model
-        self.meta = CheckpointMeta.for_model(self.raw_model, classes, input_size=cfg.img_size)
+        # Trained on crops at native resolution: large images are then predicted by tiles of the crop's size.
+        tile = cfg.crop_size if cfg.img_size is None else None
+        self.meta = CheckpointMeta.for_model(self.raw_model, classes, input_size=cfg.img_size, tile=tile)
         n_params = sum(p.numel() for p in self.raw_model.parameters())
         self.state = self._start_or_resume()
         self.log(f"model: {cfg.model}{' / ' + cfg.encoder if cfg.encoder else ''} ({n_params / 1e6:.2f}M params); "
@@ -178,7 +193,7 @@ class Trainer:
                 outputs.write_config(self.run_dir, self.config,
                                      self.data.classes if self.data.index.classes_inferred else None, self.plan)
             return TrainState()
-        state = load_state(self.run_dir / "last", self.raw_model, self.optimizer)
+        state = load_state(self.run_dir / "last", self.raw_model, self.optimizer, self.ema)
         if not self.is_main:
             # The saved running train loss is rank 0's share; summed over processes at the end of the
             # epoch it must be counted once, not once per process.
@@ -237,6 +252,8 @@ class Trainer:
             self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.raw_model)
         state.step += 1
         state.step_in_epoch += 1
         loss_value = float(loss.detach())
@@ -257,7 +274,7 @@ class Trainer:
         # The unwrapped model: under DDP each process scores its own share of the images, a different
         # number of batches, and DDP's forward would wait for the same count everywhere.
         cm, val_loss = evaluate_model(
-            self.raw_model, self.data.val_loader, classes.num_classes, meta.mean, meta.std, self.device,
+            self.eval_model, self.data.val_loader, classes.num_classes, meta.mean, meta.std, self.device,
             self.precision, self.loss_fn, classes.names, self.channels_last, on_batch=previews,
             across_processes=True,
         )
@@ -274,25 +291,31 @@ class Trainer:
                "elapsed_s": round(state.elapsed, 1)}
         # Decided from all-reduced metrics, so every process takes the same branch (and the same
         # early stop in fit).
-        improved = metrics["miou"] > state.best_miou
+        score = selection_score(metrics, cfg.score_class)
+        if cfg.score_class is not None:
+            row["val_score"] = score
+        # A final fit trained on the val images: their score cannot choose an epoch, so the last one is kept.
+        improved = score > state.best_score or cfg.final_fit
         if improved and self.is_main:
-            outputs.save_best(self.run_dir, self.raw_model, self.meta, metrics, stats.epoch + 1, previews,
+            outputs.save_best(self.run_dir, self.eval_model, self.meta, metrics, stats.epoch + 1, previews,
                               self.data.classes)
         # Only now does the state record the epoch as done: a Ctrl-C while the files above were
         # written saves a state that validates this epoch again on --resume, rather than one
-        # whose best_miou belongs to a checkpoint that was never written.
+        # whose best_score belongs to a checkpoint that was never written.
         state.history.append(row)
         if improved:
             self.best_metrics = metrics
-            state.best_miou, state.best_epoch, state.stale = metrics["miou"], stats.epoch + 1, 0
+            state.best_score, state.best_epoch, state.stale = score, stats.epoch + 1, 0
         else:
             state.stale += 1
         state.epoch, state.step_in_epoch, state.loss_sum, state.loss_count = stats.epoch + 1, 0, 0.0, 0
         if self.is_main:
-            save_state(self.run_dir / "last", self.raw_model, self.optimizer, state)
+            save_state(self.run_dir / "last", self.raw_model, self.optimizer, state, self.ema)
             outputs.write_history(self.run_dir, state.history)
         self.log(f"{stats.label}: train loss {row['train_loss']:.4f}, val loss {val_loss:.4f}, "
-                 f"val mIoU {metrics['miou']:.4f}{' (best)' if improved else ''}, "
+                 f"val mIoU {metrics['miou']:.4f}"
+                 + (f", {cfg.score_class} IoU {score:.4f}" if cfg.score_class else "")
+                 + f"{' (best)' if improved else ''}, "
                  f"{stats.rate:.1f} img/s, {state.elapsed:.0f}s")
 
     def _stop_reason(self, stats: EpochStats) -> str | None:
@@ -300,14 +323,14 @@ class Trainer:
         if stats.out_of_time:
             return "time budget spent"
         if self.config.patience and self.state.stale >= self.config.patience:
-            return f"early stop: no better val mIoU in {self.config.patience} epochs"
+            return f"early stop: no better val score in {self.config.patience} epochs"
         return None
 
     def _save_interrupted(self) -> None:
         """After Ctrl-C: save the state of the last finished step, and say how to continue."""
         self.state.elapsed = self.clock.local()
         if self.is_main:
-            save_state(self.run_dir / "last", self.raw_model, self.optimizer, self.state)
+            save_state(self.run_dir / "last", self.raw_model, self.optimizer, self.state, self.ema)
         self.log(f"interrupted: training state saved in {self.run_dir / 'last'}; "
                  f"continue with: pixelwise train --out {self.run_dir} --resume")
 
