@@ -314,3 +314,26 @@ def test_exif_rotated_jpeg_is_read_as_stored(tmp_path):
     assert scan_samples([s], SPEC3).tolist() == [24, 0, 0, 0]
     assert read_image(s.image).shape == (4, 6, 3)
     assert SegmentationDataset([s], SPEC3, eval_transform(None), augment=False)[0]["mask"].shape == (4, 6)
+
+
+def test_rare_class_crops_show_the_rare_class_far_more_often():
+    """A 1-pixel-wide 'pole' in a 200x200 image: plain 32x32 crops show it ~1 time in 6; with
+    rare_class_crops 0.5, at least half of the crops do (the other half as before)."""
+    from pixelwise.data.transforms import rare_classes
+
+    image = np.zeros((200, 200, 3), np.uint8)
+    mask = np.zeros((200, 200), np.uint8)
+    mask[:, 100] = 1
+    assert rare_classes([(mask == c).mean() for c in (0, 1)]) == [1]
+
+    def share_showing_pole(rare_share: float) -> float:
+        options = AugmentOptions(scale=(1.0, 1.0), hflip=False, color_jitter=0, noise=0, rare_class_crops=rare_share)
+        t = train_transform(None, options, crop=(32, 32), rare_classes=[1])
+        hits = 0
+        for seed in range(200):
+            t.set_random_seed(seed)
+            hits += int((t(image=image, mask=mask)["mask"] == 1).any())
+        return hits / 200
+
+    plain, balanced = share_showing_pole(0.0), share_showing_pole(0.5)
+    assert plain < 0.3 and balanced > 0.5

@@ -32,13 +32,18 @@ class AugmentOptions(BaseModel):
     hflip: bool = True
     color_jitter: float = Field(0.2, ge=0, le=1)  # brightness/contrast/saturation strength; 0 = off
     noise: float = Field(0.03, ge=0, le=1)  # max std of Gaussian noise as a fraction of 255; 0 = off
+    # The share of training crops that contain a pixel of a rare class (nnU-Net oversamples foreground so):
+    # a pole or a bicyclist then shows up in many more crops than its pixel share alone would give it.
+    rare_class_crops: float = Field(0.0, ge=0, lt=1)
 
 
-def train_transform(size: tuple[int, int] | None, options: AugmentOptions,
-                    crop: tuple[int, int] | None = None) -> A.Compose:
+def train_transform(size: tuple[int, int] | None, options: AugmentOptions, crop: tuple[int, int] | None = None,
+                    rare_classes: Sequence[int] = ()) -> A.Compose:
     """Resize to the training size (``None``: keep the image's own), random scale, pad/crop to ``crop`` (or back
-    to the training size), flip, colour jitter, noise.
+    to the training size), flip, colour jitter, noise. With ``options.rare_class_crops`` that share of the
+    crops is placed around a random pixel of the ``rare_classes`` (where the image has any).
 
+    >>> import numpy as np
     >>> t = train_transform(None, AugmentOptions(scale=(1.0, 1.0)), crop=(32, 48))
     >>> t(image=np.zeros((100, 120, 3), np.uint8), mask=np.zeros((100, 120), np.uint8))["image"].shape
     (32, 48, 3)
@@ -55,7 +60,7 @@ def train_transform(size: tuple[int, int] | None, options: AugmentOptions,
             # Padding appears when zoomed out (or an image is smaller than the crop); it is "ignore" so it
             # teaches the model nothing false.
             A.PadIfNeeded(h, w, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=MASK_IGNORE),
-            A.RandomCrop(h, w),
+            _crop(h, w, options.rare_class_crops, rare_classes),
         ]
     if options.hflip:
         steps.append(A.HorizontalFlip(p=0.5))
@@ -65,6 +70,28 @@ def train_transform(size: tuple[int, int] | None, options: AugmentOptions,
     if options.noise > 0:
         steps.append(A.GaussNoise(std_range=(0.0, options.noise), p=0.5))
     return A.Compose(steps)
+
+
+def _crop(h: int, w: int, rare_share: float, rare_classes: Sequence[int]) -> A.BasicTransform:
+    """A random crop; or, ``rare_share`` of the time, one around a random pixel of a rare class."""
+    if rare_share <= 0 or not rare_classes:
+        return A.RandomCrop(h, w)
+    # Every mask value but the rare classes counts as "empty", so the crop is placed around a rare pixel
+    # (albumentations falls back to a plain random crop when the mask shows none).
+    common = [v for v in range(MASK_IGNORE + 1) if v not in set(rare_classes)]
+    return A.OneOf([A.RandomCrop(h, w, p=1 - rare_share),
+                    A.CropNonEmptyMaskIfExists(h, w, ignore_values=common, p=rare_share)], p=1.0)
+
+
+def rare_classes(pixel_shares: Sequence[float]) -> list[int]:
+    """Classes with less than half the pixels they would have if all classes were equal (CamVid: pole, sign,
+    fence, pedestrian, bicyclist). Classes absent from the data are left out: no crop can show them.
+
+    >>> rare_classes([0.6, 0.3, 0.08, 0.02, 0.0])
+    [2, 3]
+    """
+    n = len(pixel_shares)
+    return [c for c, share in enumerate(pixel_shares) if 0 < share < 0.5 / n]
 
 
 def eval_transform(size: tuple[int, int] | None) -> A.Compose:

@@ -30,7 +30,7 @@ from pixelwise.data.classes import ClassSpec
 from pixelwise.data.dataset import SegmentationDataset, collate_padded
 from pixelwise.data.formats import DatasetIndex, open_dataset
 from pixelwise.data.sample import Sample, SampleReader
-from pixelwise.data.transforms import eval_transform, train_transform
+from pixelwise.data.transforms import eval_transform, rare_classes, train_transform
 from pixelwise.training.config import TrainConfig
 from pixelwise.training.sampler import EpochSampler
 
@@ -128,7 +128,12 @@ def prepare_data(cfg: TrainConfig, accelerator: Accelerator, log: Log) -> TrainD
     train_reader = cached_reader(cfg, accelerator, log, train_samples, index, size, resize_mask=True)
     # Validation masks keep their full size: the metrics are those of the original labels.
     val_reader = cached_reader(cfg, accelerator, log, val_samples, index, size, resize_mask=False)
-    train_set = SegmentationDataset(train_samples, index.classes, train_transform(size, cfg.augment, cfg.crop_size),
+    rare = rare_classes(train_scan.class_pixels[:-1] / max(train_scan.class_pixels[:-1].sum(), 1))
+    if cfg.augment.rare_class_crops and rare:
+        log(f"rare-class crops: {100 * cfg.augment.rare_class_crops:.0f}% of crops show one of "
+            + ", ".join(index.classes.names[c] for c in rare))
+    train_set = SegmentationDataset(train_samples, index.classes, train_transform(size, cfg.augment, cfg.crop_size,
+                                                                                  rare),
                                     seed=cfg.seed, reader=train_reader)
     rank, world = accelerator.process_index, accelerator.num_processes
     sampler = EpochSampler(len(train_set), cfg.seed, rank, world)
