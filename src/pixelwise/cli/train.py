@@ -203,7 +203,8 @@ def evaluate(
     precision: Precision = "auto",
     device: Device = "auto",
 ) -> None:
-    """Score a checkpoint (or an ensemble): per-class IoU/Dice table, metrics JSON and a confusion-matrix PNG.
+    """Score a checkpoint (or an ensemble): per-class IoU/Dice table, calibration (ECE), metrics JSON and a
+    confusion-matrix PNG.
 
     \b
     Examples:
@@ -217,4 +218,5 @@ def evaluate(
     metrics = evaluate_checkpoint(checkpoints, data, split, format, classes, batch_size, workers, device, precision,
                                   json_path, confusion)
     typer.echo(format_table(metrics))
-    typer.echo(f"{split}: {metrics['images']} images, mIoU {metrics['miou']:.4f}; wrote {json_path} and {confusion}")
+    typer.echo(f"{split}: {metrics['images']} images, mIoU {metrics['miou']:.4f}, expected calibration error "
+               f"{metrics['ece']:.4f}; wrote {json_path} and {confusion}")

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
+from pixelwise.core.calibration import Calibration
 from pixelwise.core.constants import TARGET_IGNORE
 from pixelwise.core.device import autocast, resolve_device, resolve_precision, resolve_workers, sum_across_processes
 from pixelwise.core.errors import DataError
@@ -50,6 +51,7 @@ def evaluate_model(
     channels_last: bool = False,
     on_batch: Callable[[dict, torch.Tensor], None] | None = None,
     across_processes: bool = False,
+    calibration: Calibration | None = None,
 ) -> tuple[ConfusionMatrix, float | None]:
     """Confusion matrix over ``batches`` and the mean loss per valid pixel if ``loss_fn``.
 
@@ -58,7 +60,9 @@ def evaluate_model(
     process returns the scores of the whole set. Off by default: a process that scores every image
     itself (``pixelwise evaluate``, even when called inside a DDP job) must not add the others' counts.
     ``on_batch(batch, predictions)`` sees each batch's full-resolution predictions (for previews).
+    ``calibration`` (not summed across processes) counts each pixel's confidence and whether it was right.
     """
+    # long function: one pass over the batches that also scores loss and calibration; split, it would pass ten values
     device = torch.device(device)
     model.eval()
     cm = ConfusionMatrix(num_classes, names)
@@ -74,6 +78,8 @@ def evaluate_model(
             mh, mw = (int(s) for s in batch["mask_size"][k])
             item = logits_at_size(logits[k].float(), batch["image_size"][k], (mh, mw))
             target = batch["mask"][k, :mh, :mw].to(device)
+            if calibration is not None:
+                calibration.update(item, target)
             if loss_fn is not None:
                 valid = int((target >= 0).sum())
                 if valid:
@@ -98,10 +104,11 @@ def evaluate_model(
 
 
 def score_samples(model: nn.Module, meta: CheckpointMeta, index: DatasetIndex, samples: list[Sample],
-                  batch_size: int = 4, workers: int | None = None, device: str = "auto", precision: str = "auto"
-                  ) -> ConfusionMatrix:
+                  batch_size: int = 4, workers: int | None = None, device: str = "auto", precision: str = "auto",
+                  calibration: Calibration | None = None) -> ConfusionMatrix:
     """The confusion matrix of a loaded model (``meta``: its metadata) over ``samples`` of ``index``,
-    checked first; each image is fed at the model's input size and scored at its mask's size."""
+    checked first; each image is fed at the model's input size and scored at its mask's size.
+    ``calibration``: also count its pixels' confidences (see :func:`evaluate_model`)."""
     spec = index.classes
     scan_samples(samples, spec, reader=index.reader)
     dev = resolve_device(device)
@@ -114,7 +121,7 @@ def score_samples(model: nn.Module, meta: CheckpointMeta, index: DatasetIndex, s
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=resolve_workers(workers, dev),
                         collate_fn=collate_padded)
     cm, _ = evaluate_model(model, loader, spec.num_classes, meta.mean, meta.std, dev, prec, names=spec.names,
-                           channels_last=channels_last)
+                           channels_last=channels_last, calibration=calibration)
     return cm
 
 
@@ -123,7 +130,8 @@ def evaluate_checkpoint(checkpoint: Checkpoints, data: str | Path, split: str = 
                         device: str = "auto", precision: str = "auto", json_path: str | Path | None = None,
                         confusion_png: str | Path | None = None) -> dict:
     """Score a checkpoint, or the ensemble of a list of them, on a split: metrics dict (see
-    :meth:`ConfusionMatrix.compute`).
+    :meth:`ConfusionMatrix.compute`) with the expected calibration error ``ece`` and its ``calibration`` bins
+    (:mod:`pixelwise.core.calibration`).
 
     The dataset's classes default to the checkpoint's own, so a model is scored on the labels it predicts.
     """
@@ -135,8 +143,11 @@ def evaluate_checkpoint(checkpoint: Checkpoints, data: str | Path, split: str = 
         raise DataError(f"{data}: dataset has {spec.num_classes} classes but {names} predicts "
                         f"{meta.classes.num_classes}; pass --classes matching the model")
     samples = index.split(split)
-    cm = score_samples(model, meta, index, samples, batch_size, workers, device, precision)
+    calibration = Calibration()
+    cm = score_samples(model, meta, index, samples, batch_size, workers, device, precision, calibration=calibration)
     metrics = cm.compute()
+    calibrated = calibration.compute()
+    metrics["ece"], metrics["calibration"] = calibrated["ece"], calibrated["bins"]
     metrics["split"], metrics["images"] = split, len(samples)
     if json_path is not None:
         write_json(json_path, metrics)
