@@ -48,9 +48,15 @@ def serve(
     from pixelwise.serve.service import ModelService
 
     # A server is a long job: `auto` may pick a runtime whose one-time conversion pays over many requests.
-    predictor = Predictor(models, device, precision, backend=backend, num_images=AUTO_OPENVINO_MIN_IMAGES)
-    sock = bind(host, port)
-    service = ModelService(predictor, max_batch, queue, max_pixels, batch_wait_ms / 1e3)
+    # Built on the thread that will run it (see ModelService): a bad checkpoint is still one error line here.
+    service = ModelService(lambda: Predictor(models, device, precision, backend=backend,
+                                             num_images=AUTO_OPENVINO_MIN_IMAGES),
+                           max_batch, queue, max_pixels, batch_wait_ms / 1e3)
+    try:
+        sock = bind(host, port)
+    except BaseException:
+        service.close()
+        raise
     address = url(sock)
     info = service.info()
     typer.echo(f"model: {info['model']}, {len(info['classes'])} classes, backend {info['backend']} "

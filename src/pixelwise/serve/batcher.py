@@ -57,19 +57,22 @@ class Batcher:
 
     ``run`` gets 1 to ``max_batch`` jobs of one key and returns one result per job, in order; an exception
     it raises becomes each of those jobs' exception. ``capacity`` bounds the jobs waiting (not counting the
-    batch being run).
+    batch being run). ``setup``, if given, runs first on the worker thread (e.g. to load the model there);
+    the constructor waits for it and raises what it raised.
     """
 
     def __init__(self, run: Callable[[list[Job]], list[Any]], max_batch: int = 8, max_wait: float = 0.005,
-                 capacity: int = 64) -> None:
+                 capacity: int = 64, setup: Callable[[], None] | None = None) -> None:
         self.run, self.max_batch, self.max_wait, self.capacity = run, max(1, max_batch), max_wait, max(1, capacity)
         self._jobs: deque[Job] = deque()
         self._incoming = 0  # requests announced by incoming() that have not been submitted yet
         self._cond = threading.Condition()
         self._closed = False
         self._batch_seconds = 0.0  # running mean of a batch's duration, for Retry-After
-        self._thread = threading.Thread(target=self._work, name="pixelwise-model", daemon=True)
+        ready: Future = Future()
+        self._thread = threading.Thread(target=self._work, args=(setup, ready), name="pixelwise-model", daemon=True)
         self._thread.start()
+        ready.result()  # the setup's exception, if any, is raised here
 
     @contextlib.contextmanager
     def incoming(self) -> Iterator[None]:
@@ -128,7 +131,14 @@ class Batcher:
                 self._jobs.remove(job)
             return batch
 
-    def _work(self) -> None:
+    def _work(self, setup: Callable[[], None] | None, ready: Future) -> None:
+        try:
+            if setup is not None:
+                setup()
+        except BaseException as e:  # handed to the constructor, which raises it
+            ready.set_exception(e)
+            return
+        ready.set_result(None)
         while (batch := self._next_batch()) is not None:
             start = time.perf_counter()
             for job in batch:

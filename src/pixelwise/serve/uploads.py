@@ -3,7 +3,7 @@
 Each problem is an :class:`UploadError` carrying the HTTP status the server answers with and one line that
 says what is wrong and what to do: empty upload (400), not an image or a format the server does not take
 (415), more pixels than ``--max-pixels`` (413, read from the header, so a huge image is refused before it
-takes memory), truncated or corrupt data (400).
+takes memory), truncated or corrupt data (400). The header is read with Pillow, the pixels with OpenCV.
 
 >>> import numpy as np
 >>> from pixelwise.data.io import encode_png
@@ -54,7 +54,6 @@ def decode_upload(data: bytes, name: str, max_pixels: int) -> np.ndarray:
                 check_size(name, width, height, max_pixels)
                 if kind not in FORMATS:
                     raise UploadError(415, f"{name}: a {kind} image; send {ACCEPTED}")
-                im.load()  # decodes every pixel: cut data fails here (OpenCV would pad a cut JPEG with grey)
     except UnidentifiedImageError:
         raise UploadError(415, f"{name}: not an image ({len(data):,} bytes that no image format reads); "
                                f"send {ACCEPTED}") from None
@@ -62,13 +61,14 @@ def decode_upload(data: bytes, name: str, max_pixels: int) -> np.ndarray:
         raise UploadError(413, f"{name}: far more pixels than this server takes (--max-pixels "
                                f"{max_pixels:,}); send a smaller image") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise UploadError(400, f"{name}: the {FORMATS.get(kind, 'image')} data is truncated or corrupt "
+        raise UploadError(400, f"{name}: the image's header is truncated or corrupt "
                                f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); send the whole file"
                           ) from None
-    # The pixels themselves come from the decoder `pixelwise predict` uses, so the labels are the same.
+    # The pixels come from the decoder `pixelwise predict` uses, so the labels are the same. OpenCV refuses
+    # cut data (a PNG without its end, a JPEG cut short), where Pillow accepts a PNG that lacks its last chunk.
     image = decode_image(data)
     if image is None:
-        raise UploadError(400, f"{name}: the image cannot be decoded (corrupt?); send another file")
+        raise UploadError(400, f"{name}: the {FORMATS[kind]} data is truncated or corrupt; send the whole file")
     return image
 
 
