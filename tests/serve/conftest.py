@@ -40,7 +40,8 @@ def service(served_checkpoint):
     from pixelwise.inference.predictor import Predictor
     from pixelwise.serve.service import ModelService
 
-    service = ModelService(Predictor(served_checkpoint, precision="fp32", backend="torch"), max_batch=4, queue=8)
+    service = ModelService(lambda: Predictor(served_checkpoint, precision="fp32", backend="torch"), max_batch=4,
+                           queue=8)
     yield service
     service.close()
 

@@ -65,7 +65,8 @@ def test_too_many_bytes_is_refused_before_the_body_is_read(served_checkpoint):
     from pixelwise.serve.app import create_app
     from pixelwise.serve.service import ModelService
 
-    small = ModelService(Predictor(served_checkpoint, precision="fp32", backend="torch"), max_pixels=1000)
+    small = ModelService(lambda: Predictor(served_checkpoint, precision="fp32", backend="torch"),
+                         max_pixels=1000)
     with TestClient(create_app(small)) as client:
         assert_error(upload(client, b"\0" * (9 << 20), "big.png"), 413, "bytes", "--max-pixels")
         assert_error(upload(client, encoded("PNG", (40, 60))), 413, "60x40", "limit of 1,000")
@@ -89,7 +90,8 @@ def test_a_full_queue_answers_429_with_retry_after(served_checkpoint, street_png
     from pixelwise.serve.app import create_app
     from pixelwise.serve.service import ModelService
 
-    service = ModelService(Predictor(served_checkpoint, precision="fp32", backend="torch"), max_batch=1, queue=1)
+    service = ModelService(lambda: Predictor(served_checkpoint, precision="fp32", backend="torch"), max_batch=1,
+                           queue=1)
     gate = threading.Event()
     run = service.batcher.run
     service.batcher.run = lambda jobs: gate.wait(60) and run(jobs)  # the model waits until the gate opens

@@ -63,7 +63,7 @@ def live_url(served_checkpoint):
     from pixelwise.serve.service import ModelService
 
     checkpoint = os.environ.get("PIXELWISE_DOCS_CHECKPOINT") or served_checkpoint
-    service = ModelService(Predictor(checkpoint, precision="fp32", backend="torch"))
+    service = ModelService(lambda: Predictor(checkpoint, precision="fp32", backend="torch"))
     sock = bind("127.0.0.1", 0)
     ready = threading.Event()
     server = make_server(service, on_ready=ready.set)
