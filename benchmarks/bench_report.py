@@ -99,7 +99,7 @@ def update_report(text: str, rows: list[dict], notes: list[str], info: dict, com
     start = table[0] if table else lines.index("## Results") + 2
     end = table[-1] + 1 if table else start
     lines[start - 2:end] = header + merged
-    prefixes = tuple(f"- Row {i}" for i in new) + tuple(f"- Rows {i}" for i in new)
+    prefixes = tuple(f"- {word} {i}" for word in ("Row", "Rows", "What bounds row") for i in new)
     lines = [line for line in lines if not line.startswith(prefixes)
              and not line.startswith(f"- Measured separately: rows {', '.join(new)}")]
     at = lines.index("## Reproduce") - 1

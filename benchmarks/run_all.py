@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         # ~1 minute a run here: two runs, not --repeats
         "tiled": lambda: run_module("bench_tiled.py", [*common, "--repeats", str(min(repeats, 2))],
                                     "5 tiled predict 4000x4000"),
-        "serve": lambda: run_module("bench_serve.py", common, "6 serve"),
+        "serve": lambda: run_module("bench_serve.py", [*common, "--repeats", str(repeats)], "6 serve"),
         "peak": lambda: run_module("bench_peak.py", common, "peaks"),
     }
     rows: list[dict] = []
