@@ -70,11 +70,59 @@ def markdown(info: dict, rows: list[dict], notes: list[str], total_s: float, com
         "```", "make bench                                   # installs the [bench] extra, then runs everything",
         "python benchmarks/run_all.py --quick         # smoke run, a few minutes",
         "python benchmarks/bench_predict.py           # one row alone (also bench_train.py, bench_tiled.py,",
-        "                                             # bench_colors.py, bench_data_cache.py)", "```", "",
+        "                                             # bench_colors.py, bench_data_cache.py, bench_serve.py)",
+        "python benchmarks/run_all.py --only serve --update   # rows measured again, the others kept", "```", "",
         "Each script takes `--data DIR` (CamVid in the SegNet layout, default `../shared/data/camvid`) and reports "
         "a row as `skipped: no data` when it is absent.", "",
     ]
     return "\n".join(lines)
+
+
+def row_id(name: str) -> str:
+    """A row's number, e.g. ``6b`` for "6b serve, ..."."""
+    return name.split()[0]
+
+
+def update_report(text: str, rows: list[dict], notes: list[str], info: dict, command: str) -> tuple[str, list[dict]]:
+    """``text`` (a report) with ``rows`` and ``notes`` put in place of those of the same numbers, the other
+    rows kept as they were measured; a note says when and where the new rows were measured. Also returns
+    every row of the report (for the chart), the kept ones read back from its table."""
+    lines = text.splitlines()
+    new = {row_id(r["row"]): r for r in rows}
+    table = [k for k, line in enumerate(lines) if line.startswith("| ") and not line.startswith("| row ")
+             and k > lines.index("## Results")]
+    kept = [lines[k] for k in table if row_id(lines[k][2:]) not in new]
+    header = ["| row | baseline | pixelwise | ratio | target | met? |", "|---|---|---|---|---|---|"]
+    ours = ["| " + " | ".join([r["row"], r["baseline"], r["pixelwise"], ratio_text(r),
+                               f">= {r['target']:g}x" if r.get("target") else "-", met_text(r)]) + " |" for r in rows]
+    merged = sorted(kept + ours, key=lambda line: _row_order(row_id(line[2:])))
+    start = table[0] if table else lines.index("## Results") + 2
+    end = table[-1] + 1 if table else start
+    lines[start - 2:end] = header + merged
+    prefixes = tuple(f"- {word} {i}" for word in ("Row", "Rows", "What bounds row") for i in new)
+    lines = [line for line in lines if not line.startswith(prefixes)
+             and not line.startswith(f"- Measured separately: rows {', '.join(new)}")]
+    at = lines.index("## Reproduce") - 1
+    others = info.get("others_cpu_share")
+    share = f", other jobs {others:.0%} of the CPU time meanwhile" if others is not None else ""
+    stamp = (f"- Measured separately: rows {', '.join(new)} by `{command}` on {info['date']} ({info['cpu']}, "
+             f"{info['cores']} cores, load average {load(info.get('load_start'))} at the start, "
+             f"{load(info.get('load_end'))} at the end{share}); the other rows are those of the run described above.")
+    lines[at:at] = [f"- {n}" for n in notes] + [stamp]
+    return "\n".join(lines) + "\n", [_parse_row(line) for line in merged]
+
+
+def _row_order(identifier: str) -> tuple[int, str]:
+    digits = "".join(c for c in identifier if c.isdigit())
+    return (int(digits) if digits else 99, identifier)
+
+
+def _parse_row(line: str) -> dict:
+    """A table line back to a row (enough for the chart: name, ratio, target)."""
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    ratio = float(cells[3].rstrip("x")) if cells[3].endswith("x") and not cells[3].startswith("skipped") else None
+    target = float(cells[4].split()[1].rstrip("x")) if cells[4].startswith(">=") else None
+    return {"row": cells[0], "baseline": cells[1], "pixelwise": cells[2], "ratio": ratio, "target": target}
 
 
 def chart(rows: list[dict], path: str | Path) -> None:

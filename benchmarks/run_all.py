@@ -1,6 +1,7 @@
 """Every benchmark in one run (``make bench``): writes docs/benchmarks.md and docs/benchmarks.png.
 
     python benchmarks/run_all.py [--data ../shared/data/camvid] [--out docs/benchmarks.md] [--repeats 3] [--quick]
+    python benchmarks/run_all.py --only serve --update     # measure some rows again, keep the report's others
 
 Rows, each pixelwise against a baseline measured side by side in the same run:
 
@@ -10,11 +11,13 @@ Rows, each pixelwise against a baseline measured side by side in the same run:
 3. colour mask -> class ids (bench_colors.py): ``colors_to_ids`` vs the tutorial function;
 4. data seconds per CamVid epoch (bench_data_cache.py): decode-once cache vs decoding files;
 5. tiled prediction of a 4000x4000 image (bench_tiled.py): seconds and peak memory;
+6. ``pixelwise serve`` under load (bench_serve.py): 16 concurrent clients vs one at a time, with and
+   without batching;
 
 then bench_peak.py measures the CPU's fp32/bf16 arithmetic peaks and profiles a training step, and the
 report sets rows 1 and 2 against those peaks ("What bounds ..." in the notes).
 
-Rows 1, 2, 5 and the peaks run in processes of their own (clean peak-memory figures, no state shared between
+Rows 1, 2, 5, 6 and the peaks run in processes of their own (clean peak-memory figures, no state shared between
 runtimes). Rows needing CamVid say "skipped: no data" when ``--data`` is absent. ``--quick`` is a smoke
 run of a few minutes with tiny counts; its numbers mean nothing.
 """
@@ -45,9 +48,9 @@ from bench_common import (  # noqa: E402
     skipped,
 )
 from bench_peak import bound_notes  # noqa: E402
-from bench_report import chart, markdown  # noqa: E402
+from bench_report import chart, markdown, update_report  # noqa: E402
 
-ROWS = ("predict", "train", "colors", "cache", "tiled", "peak")
+ROWS = ("predict", "train", "colors", "cache", "tiled", "serve", "peak")
 
 
 def run_module(script: str, args: list[str], name: str) -> dict:
@@ -97,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="repeats (measured epochs for training)")
     parser.add_argument("--quick", action="store_true", help="tiny counts, one repeat: a smoke run")
     parser.add_argument("--only", nargs="+", choices=ROWS, default=list(ROWS), help="run only these rows")
+    parser.add_argument("--update", action="store_true",
+                        help="with --only: replace those rows and their notes in the existing report, keep the rest")
     args = parser.parse_args(argv)
     repeats = 1 if args.quick else args.repeats
     common = ["--data", args.data] + (["--quick"] if args.quick else [])
@@ -115,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         # ~1 minute a run here: two runs, not --repeats
         "tiled": lambda: run_module("bench_tiled.py", [*common, "--repeats", str(min(repeats, 2))],
                                     "5 tiled predict 4000x4000"),
+        "serve": lambda: run_module("bench_serve.py", [*common, "--repeats", str(repeats)], "6 serve"),
         "peak": lambda: run_module("bench_peak.py", common, "peaks"),
     }
     rows: list[dict] = []
@@ -152,7 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/run_all.py" + (" --quick" if args.quick else "")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(markdown(info, rows, notes, total, command, args.quick))
+    if args.update and out.is_file():
+        command += f" --only {' '.join(args.only)} --update"
+        # The report's own note on other jobs is about its full run; this run's share goes in its stamp.
+        notes = [n for n in notes if not n.startswith("Other jobs' share")]
+        text, rows = update_report(out.read_text(), rows, notes, info, command)
+        out.write_text(text)
+    else:
+        out.write_text(markdown(info, rows, notes, total, command, args.quick))
     chart(rows, out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')} in {total / 60:.1f} min")
     return 0

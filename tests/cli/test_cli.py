@@ -57,7 +57,7 @@ def test_train_evaluate_predict(trained, tiny_data):
 
 
 def test_help_has_examples():
-    for command in ["train", "evaluate", "predict", "demo", "models"]:
+    for command in ["train", "evaluate", "predict", "demo", "models", "serve"]:
         out = run_main(command, "--help")
         assert out.returncode == 0 and "pixelwise " + command in out.stdout
 

@@ -81,7 +81,8 @@ names = {"format": list_formats(), "classes": list_presets(), "model": list_mode
          "precision": list(PRECISIONS), "optimizer": literal("optimizer"), "schedule": literal("schedule"),
          "backend": list_backends(), "export": list_export_formats()}
 runs = {" ".join(args): run_main(*args) for args in
-        [("train", "--help"), ("predict", "--help"), ("export", "--help"), ("models", "show", "plugin_net")]}
+        [("train", "--help"), ("predict", "--help"), ("export", "--help"), ("serve", "--help"),
+         ("models", "show", "plugin_net")]}
 print(json.dumps({"names": names, "runs": {k: [r.returncode, r.stdout, r.stderr] for k, r in runs.items()}}))
 """
 
@@ -108,7 +109,8 @@ def test_help_lists_the_registries_and_a_plugins_entries(tmp_path):
 
     for command, options in [("train --help", ["format", "classes", "model", "loss", "precision", "optimizer",
                                                "schedule"]),
-                             ("predict --help", ["backend", "precision"]), ("export --help", ["export"])]:
+                             ("predict --help", ["backend", "precision"]), ("serve --help", ["backend", "precision"]),
+                             ("export --help", ["export"])]:
         code, stdout, stderr = runs[command]
         assert code == 0, stderr
         for option in options:

@@ -59,6 +59,13 @@ def predict(
     tta_scales: TtaScales = None,
     backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model (torch backend).")] = False,
+    save_probs: Annotated[bool, typer.Option(
+        "--save-probs", help="Also write <name>_probs.npz: the class probabilities, float16 (classes, H, W).")] = False,
+    save_uncertainty: Annotated[bool, typer.Option(
+        "--save-uncertainty", help="Also write <name>_uncertainty.png: 0 certain .. 255 most uncertain.")] = False,
+    uncertainty: Annotated[str, typer.Option(
+        help="What --save-uncertainty measures: entropy (over log(classes)) or margin (1 - the top class's "
+             "probability).")] = "entropy",
 ) -> None:
     """Label images; writes <name>_labels.png (class ids), <name>_color.png and <name>_overlay.png.
 
@@ -67,6 +74,7 @@ def predict(
       pixelwise predict runs/camvid/best.safetensors data/camvid/val --out preds
       pixelwise predict runs/sat/best.safetensors big.tif --out preds --tile 512x512 --overlap 0.25 --tta-flip
       pixelwise predict runs/a/best.safetensors runs/b/best.safetensors photos/ --out preds    (an ensemble)
+      pixelwise predict runs/camvid/best.safetensors photo.jpg --out preds --save-probs --save-uncertainty
     """
     models, inputs = split_models(checkpoint, inputs)
     tile_size = "train" if tile is None else None if tile.lower() == "none" else parse_size_option(tile, "--tile")
@@ -75,8 +83,9 @@ def predict(
     scales = parse_scales(tta_scales) if tta_scales is not None else (1.0,)
     written = predict_to_folder(models, inputs, out, batch_size, workers, overwrite, device, precision,
                                 tile=tile_size, overlap=overlap, tta_flip=tta_flip, tta_scales=scales,
-                                backend=backend, compile=compile, log=typer.echo)
-    typer.echo(f"wrote {3 * len(written)} files for {len(written)} images to {out}")
+                                backend=backend, compile=compile, log=typer.echo, save_probs=save_probs,
+                                save_uncertainty=uncertainty if save_uncertainty else None)
+    typer.echo(f"wrote {sum(map(len, written))} files for {len(written)} images to {out}")
 
 
 def split_models(checkpoint: Path, inputs: list[str]) -> tuple[list[Path], list[str]]:

@@ -221,7 +221,8 @@ def evaluate(
     tta_flip: TtaFlip = False,
     tta_scales: TtaScales = None,
 ) -> None:
-    """Score a checkpoint (or an ensemble): per-class IoU/Dice table, metrics JSON and a confusion-matrix PNG.
+    """Score a checkpoint (or an ensemble): per-class IoU/Dice table, calibration (ECE), metrics JSON and a
+    confusion-matrix PNG.
 
     \b
     Examples:
@@ -239,4 +240,5 @@ def evaluate(
     metrics = evaluate_checkpoint(checkpoints, data, split, format, classes, batch_size, workers, device, precision,
                                   json_path, confusion, tta_flip, scales)
     typer.echo(format_table(metrics))
-    typer.echo(f"{split}: {metrics['images']} images, mIoU {metrics['miou']:.4f}; wrote {json_path} and {confusion}")
+    typer.echo(f"{split}: {metrics['images']} images, mIoU {metrics['miou']:.4f}, expected calibration error "
+               f"{metrics['ece']:.4f}; wrote {json_path} and {confusion}")

@@ -85,9 +85,9 @@ def atomic_path(path: str | Path, durable: bool = True) -> Iterator[Path]:
         fsync_path(path.parent)
 
 
-def write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
+def write_bytes(path: str | Path, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (``durable``: see :func:`atomic_path`)."""
+    with atomic_path(path, durable) as tmp:
         tmp.write_bytes(data)
 
 

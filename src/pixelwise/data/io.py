@@ -31,11 +31,24 @@ def read_image(path: str | Path) -> np.ndarray:
     data = np.fromfile(str(path), dtype=np.uint8) if os.path.isfile(path) else None
     if data is None:
         raise DataError(f"{path}: image file not found")
-    # Pixels as stored: masks are never EXIF-rotated, so their images must not be either.
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
+    image = decode_image(data)
     if image is None:
         raise DataError(f"{path}: cannot decode this image (corrupt or not an image); replace or remove it")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
+
+
+def decode_image(data: bytes | np.ndarray) -> np.ndarray | None:
+    """The bytes of an image file as ``(H, W, 3)`` uint8 RGB, or None when they do not decode.
+
+    The one decoder behind :func:`read_image` and the server's uploads, so both see the same pixels.
+
+    >>> decode_image(encode_png(np.full((2, 3, 3), 7, np.uint8))).shape, decode_image(b"not an image")
+    ((2, 3, 3), None)
+    """
+    data = np.frombuffer(data, np.uint8) if isinstance(data, bytes | bytearray) else data
+    # Pixels as stored: masks are never EXIF-rotated, so their images must not be either.
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def read_mask(path: str | Path) -> np.ndarray:
@@ -72,11 +85,22 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return height, width
 
 
-def write_png(path: str | Path, array: np.ndarray) -> None:
-    """Write an index mask (H, W) or an RGB image (H, W, 3) as PNG, atomically."""
+def encode_png(array: np.ndarray) -> bytes:
+    """An index mask (H, W) or an RGB image (H, W, 3) as PNG bytes (what :func:`write_png` writes)."""
     if array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", array)
+    if not ok:
+        raise DataError(f"cannot encode a {array.shape} {array.dtype} array as PNG")
+    return encoded.tobytes()
+
+
+def write_png(path: str | Path, array: np.ndarray) -> None:
+    """Write an index mask (H, W) or an RGB image (H, W, 3) as PNG, atomically."""
+    data = encode_png(array)
     # Not durable: predictions come by the thousand, and an fsync each would cost more than the encoding.
-    with atomic_path(path, durable=False) as tmp:
-        if not cv2.imwrite(str(tmp), array):
-            raise DataError(f"{path}: could not write this file (is the folder writable?)")
+    try:
+        with atomic_path(path, durable=False) as tmp:
+            tmp.write_bytes(data)
+    except OSError as e:
+        raise DataError(f"{path}: could not write this file ({e.strerror or e}; is the folder writable?)") from None

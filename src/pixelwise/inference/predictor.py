@@ -31,10 +31,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from pixelwise.core.device import resolve_workers
 from pixelwise.core.errors import ConfigError, DataError
+from pixelwise.core.files import write_bytes
+from pixelwise.core.uncertainty import uncertainty_map
 from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, write_png
 from pixelwise.data.transforms import eval_transform, normalize
 from pixelwise.inference.backends import open_backend
-from pixelwise.inference.tiling import check_tiling, predict_tiled
+from pixelwise.inference.soft_outputs import probs_npz, uncertainty_png
+from pixelwise.inference.tiling import check_tiling, predict_tiled, predict_tiled_probs
 from pixelwise.models.base import logits_at_size
 from pixelwise.models.checkpoint import CheckpointMeta
 from pixelwise.models.ensemble import Checkpoints
@@ -133,35 +136,61 @@ class Predictor:
         return self._forward(normalize(tiles.to(self.device), self.meta.mean, self.meta.std))
 
     @torch.no_grad()
-    def _labels(self, batch: dict) -> list[np.ndarray]:
+    def _labels(self, batch: dict, return_probs: bool = False) -> list:
+        """Per image of a collated batch: its class ids, or ``(ids, probs)`` with ``return_probs``."""
         logits = self._forward(normalize(batch["image"].to(self.device), self.meta.mean, self.meta.std))
         labels = []
         for k in range(logits.shape[0]):
             item = logits_at_size(logits[k], batch["image_size"][k], batch["out_size"][k])
             ids = item.max(0).indices  # not argmax(0): ~9x slower across channels on a CPU (see evaluate.py)
-            labels.append(ids.to(torch.uint8 if item.shape[0] <= 256 else torch.int32).cpu().numpy())
+            ids = ids.to(torch.uint8 if item.shape[0] <= 256 else torch.int32).cpu().numpy()
+            labels.append((ids, torch.softmax(item.float(), 0).cpu().numpy()) if return_probs else ids)
         return labels
 
     @torch.no_grad()
-    def _tiled(self, image: np.ndarray | torch.Tensor, batch_size: int) -> np.ndarray:
-        return predict_tiled(self._tile_logits, image, self.tile, self.overlap, batch_size)
+    def _tiled(self, image: np.ndarray | torch.Tensor, batch_size: int, return_probs: bool = False):
+        return self.predict_tiled(image, self.tile, batch_size, return_probs)
 
-    def predict(self, image: np.ndarray | str | Path, batch_size: int = 4) -> np.ndarray:
-        """``(H, W)`` class ids for one RGB uint8 image (or an image file); ``batch_size`` tiles per pass."""
+    @torch.no_grad()
+    def predict_tiled(self, image: np.ndarray | torch.Tensor, tile: tuple[int, int], batch_size: int = 4,
+                      return_probs: bool = False):
+        """``image`` predicted by overlapping ``tile`` = (h, w) tiles at its own size, whatever this predictor's
+        own ``tile``; class ids, or ``(ids, probs)`` with ``return_probs`` (see :meth:`predict`)."""
+        if return_probs:
+            return predict_tiled_probs(self._tile_logits, image, tile, self.overlap, batch_size)
+        return predict_tiled(self._tile_logits, image, tile, self.overlap, batch_size)
+
+    def predict(self, image: np.ndarray | str | Path, batch_size: int = 4, return_probs: bool = False):
+        """``(H, W)`` class ids for one RGB uint8 image (or an image file); ``batch_size`` tiles per pass.
+
+        ``return_probs``: ``(ids, probs)``, ``probs`` the ``(classes, H, W)`` float32 softmax at the image's size
+        (the ids are its argmax, the very ids returned without it).
+        """
         if not isinstance(image, np.ndarray):
             image = read_image(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise DataError(f"predict needs an (H, W, 3) uint8 RGB array, got {image.shape} {image.dtype}")
         if self.tile is not None:
-            return self._tiled(image, batch_size)
-        resized = eval_transform(self.input_size)(image=image)["image"]
-        batch = {"image": torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1)))[None],
-                 "image_size": torch.tensor([resized.shape[:2]]), "out_size": torch.tensor([image.shape[:2]])}
-        return self._labels(batch)[0]
+            return self._tiled(check_rgb(image), batch_size, return_probs)
+        return self.predict_batch([image], return_probs)[0]
 
-    def predict_files(self, paths: Sequence[Path], batch_size: int = 4, workers: int | None = None
-                      ) -> Iterator[tuple[Path, np.ndarray]]:
-        """``(path, labels)`` for each file, in order, decoded in background workers.
+    def predict_batch(self, images: Sequence[np.ndarray], return_probs: bool = False) -> list:
+        """:meth:`predict` for several RGB uint8 arrays in one forward pass (never tiled).
+
+        Images whose resized sizes differ are zero-padded to the largest, as in :meth:`predict_files`. Images of
+        one size (any size, with an ``input_size``) get the ids each gets alone, unless a runtime sums in another
+        order for a larger batch (on the development CPU every backend gave identical ids, batch 8 vs 1).
+        """
+        items = []
+        resize = eval_transform(self.input_size)  # once a batch: building it costs 40 times applying it
+        for index, image in enumerate(images):
+            resized = resize(image=check_rgb(image))["image"]
+            items.append({"image": torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1))),
+                          "out_size": torch.tensor(image.shape[:2]), "index": index})
+        return self._labels(_collate_images(items), return_probs)
+
+    def predict_files(self, paths: Sequence[Path], batch_size: int = 4, workers: int | None = None,
+                      return_probs: bool = False) -> Iterator[tuple[Path, np.ndarray]]:
+        """``(path, labels)`` for each file, in order, decoded in background workers (``(path, (labels, probs))``
+        with ``return_probs``).
 
         ``batch_size`` counts images, or tiles when tiling: then images come one at a time, at full size.
         ``workers`` decoding processes; ``None`` lets :func:`resolve_workers` pick (none on a 2-core CPU).
@@ -171,17 +200,25 @@ class Predictor:
             # batch_size=None: no collation, the workers hand over one decoded image at a time.
             loader = DataLoader(_ImageFiles(paths, None), batch_size=None, num_workers=workers)
             for item in loader:
-                yield paths[item["index"]], self._tiled(item["image"], batch_size)
+                yield paths[item["index"]], self._tiled(item["image"], batch_size, return_probs)
             return
         loader = DataLoader(_ImageFiles(paths, self.input_size), batch_size=batch_size, num_workers=workers,
                             collate_fn=_collate_images)
         for batch in loader:
-            for index, labels in zip(batch["index"].tolist(), self._labels(batch), strict=True):
+            for index, labels in zip(batch["index"].tolist(), self._labels(batch, return_probs), strict=True):
                 yield paths[index], labels
 
 
-def output_paths(out_dir: Path, inputs: Sequence[Path]) -> list[dict[str, Path]]:
-    """Per input: ``<stem>_labels.png`` (class ids), ``<stem>_color.png``, ``<stem>_overlay.png``."""
+def check_rgb(image: np.ndarray) -> np.ndarray:
+    """``image`` when it is an (H, W, 3) uint8 RGB array, else a DataError saying what it is."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise DataError(f"predict needs an (H, W, 3) uint8 RGB array, got {image.shape} {image.dtype}")
+    return image
+
+
+def output_paths(out_dir: Path, inputs: Sequence[Path], extra: Sequence[str] = ()) -> list[dict[str, Path]]:
+    """Per input: ``<stem>_labels.png`` (class ids), ``<stem>_color.png``, ``<stem>_overlay.png``; ``extra`` kinds
+    add ``<stem>_probs.npz`` (``"probs"``) and ``<stem>_uncertainty.png`` (``"uncertainty"``)."""
     seen: dict[str, int] = {}
     result = []
     for path in inputs:
@@ -189,7 +226,8 @@ def output_paths(out_dir: Path, inputs: Sequence[Path]) -> list[dict[str, Path]]
         seen[stem] = seen.get(stem, 0) + 1
         if seen[stem] > 1:  # same name from two folders: keep both
             stem = f"{stem}-{seen[stem]}"
-        result.append({kind: out_dir / f"{stem}_{kind}.png" for kind in ("labels", "color", "overlay")})
+        result.append({kind: out_dir / f"{stem}_{kind}{'.npz' if kind == 'probs' else '.png'}"
+                       for kind in ("labels", "color", "overlay", *extra)})
     return result
 
 
@@ -197,12 +235,14 @@ def predict_to_folder(model: Checkpoints | nn.Module, inputs: Sequence[str | Pat
                       batch_size: int = 4, workers: int | None = None, overwrite: bool = False, device: str = "auto",
                       precision: str = "auto", progress: bool = True, tile: tuple[int, int] | None | str = "train",
                       overlap: float = 0.25, tta_flip: bool = False, tta_scales: Sequence[float] = (1.0,),
-                      backend: str = "auto", compile: bool = False, log: Callable[[str], None] | None = None
-                      ) -> list[dict[str, Path]]:
+                      backend: str = "auto", compile: bool = False, log: Callable[[str], None] | None = None,
+                      save_probs: bool = False, save_uncertainty: str | None = None) -> list[dict[str, Path]]:
     """Predict every input and write its three PNGs; refuses to overwrite unless asked.
 
     ``tile``, ``overlap``, ``tta_flip``, ``tta_scales``, ``backend`` and ``compile`` are the
-    :class:`Predictor`'s options.
+    :class:`Predictor`'s options. ``save_probs`` also writes each image's class probabilities (``_probs.npz``),
+    ``save_uncertainty`` (``"entropy"`` or ``"margin"``) its uncertainty map (``_uncertainty.png``), as
+    :mod:`pixelwise.inference.soft_outputs` encodes them.
     """
     if tile not in (None, "train"):
         check_tiling(tile, overlap)  # before anything is read or written
@@ -210,9 +250,12 @@ def predict_to_folder(model: Checkpoints | nn.Module, inputs: Sequence[str | Pat
 
     from pixelwise.core.viz import colorize, overlay
 
+    if save_uncertainty is not None:
+        uncertainty_map(torch.zeros(1, 1, 1), save_uncertainty)  # an unknown kind is refused before any work
     files = expand_inputs(inputs)
     out_dir = Path(out_dir)
-    targets = output_paths(out_dir, files)
+    extra = ["probs"] * save_probs + ["uncertainty"] * (save_uncertainty is not None)
+    targets = output_paths(out_dir, files, extra)
     if not overwrite:
         existing = [p for t in targets for p in t.values() if p.exists()]
         if existing:
@@ -230,11 +273,16 @@ def predict_to_folder(model: Checkpoints | nn.Module, inputs: Sequence[str | Pat
     order = {p: i for i, p in enumerate(files)}
     # disable=None: bars on a terminal, none in logs and CI output
     bar = tqdm(total=len(files), desc="predict", disable=None if progress else True, dynamic_ncols=True)
-    for path, labels in predictor.predict_files(files, batch_size, workers):
+    for path, result in predictor.predict_files(files, batch_size, workers, return_probs=bool(extra)):
+        labels, probs = result if extra else (result, None)
         target = targets[order[path]]
         write_png(target["labels"], labels)
         write_png(target["color"], colorize(labels, palette))
         write_png(target["overlay"], overlay(read_image(path), labels, palette))
+        if save_probs:
+            write_bytes(target["probs"], probs_npz(probs, predictor.classes.names), durable=False)
+        if save_uncertainty is not None:
+            write_bytes(target["uncertainty"], uncertainty_png(probs, save_uncertainty), durable=False)
         bar.update()
     bar.close()
     return targets

@@ -164,3 +164,16 @@ def tiled_logits(model_fn: ModelFn, image: np.ndarray | torch.Tensor, tile: tupl
              _blended_strips(model_fn, _as_chw(image), tile, overlap, max(1, batch_size))]
     return torch.cat(bands, 1)
 
+
+
+def predict_tiled_probs(model_fn: ModelFn, image: np.ndarray | torch.Tensor, tile: tuple[int, int] = (512, 512),
+                        overlap: float = 0.25, batch_size: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels, probs)``: the class ids :func:`predict_tiled` gives and the ``(classes, H, W)`` float32 softmax
+    of the blended logits (which holds every class's probability at once, as :func:`tiled_logits` does)."""
+    tile = check_tiling(tile, overlap)
+    labels, bands = [], []
+    for _, sums, weights in _blended_strips(model_fn, _as_chw(image), tile, overlap, max(1, batch_size)):
+        # The labels come from the weighted sums exactly as in predict_tiled, so they are the same ids.
+        labels.append(sums.max(0).indices.to(torch.uint8 if sums.shape[0] <= 256 else torch.int32).cpu())
+        bands.append(torch.softmax(sums / weights, 0).cpu())
+    return torch.cat(labels, 0).numpy(), torch.cat(bands, 1).numpy()

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
+from pixelwise.core.calibration import Calibration
 from pixelwise.core.constants import TARGET_IGNORE
 from pixelwise.core.device import autocast, resolve_device, resolve_precision, resolve_workers, sum_across_processes
 from pixelwise.core.errors import DataError
@@ -51,6 +52,7 @@ def evaluate_model(
     channels_last: bool = False,
     on_batch: Callable[[dict, torch.Tensor], None] | None = None,
     across_processes: bool = False,
+    calibration: Calibration | None = None,
 ) -> tuple[ConfusionMatrix, float | None]:
     """Confusion matrix over ``batches`` and the mean loss per valid pixel if ``loss_fn``.
 
@@ -59,7 +61,9 @@ def evaluate_model(
     process returns the scores of the whole set. Off by default: a process that scores every image
     itself (``pixelwise evaluate``, even when called inside a DDP job) must not add the others' counts.
     ``on_batch(batch, predictions)`` sees each batch's full-resolution predictions (for previews).
+    ``calibration`` (not summed across processes) counts each pixel's confidence and whether it was right.
     """
+    # long function: one pass over the batches that also scores loss and calibration; split, it would pass ten values
     device = torch.device(device)
     model.eval()
     cm = ConfusionMatrix(num_classes, names)
@@ -75,6 +79,8 @@ def evaluate_model(
             mh, mw = (int(s) for s in batch["mask_size"][k])
             item = logits_at_size(logits[k].float(), batch["image_size"][k], (mh, mw))
             target = batch["mask"][k, :mh, :mw].to(device)
+            if calibration is not None:
+                calibration.update(item, target)
             if loss_fn is not None:
                 valid = int((target >= 0).sum())
                 if valid:
@@ -100,10 +106,12 @@ def evaluate_model(
 
 def score_samples(model: nn.Module, meta: CheckpointMeta, index: DatasetIndex, samples: list[Sample],
                   batch_size: int = 4, workers: int | None = None, device: str = "auto", precision: str = "auto",
-                  tta_flip: bool = False, tta_scales: Sequence[float] = (1.0,)) -> ConfusionMatrix:
+                  tta_flip: bool = False, tta_scales: Sequence[float] = (1.0,),
+                  calibration: Calibration | None = None) -> ConfusionMatrix:
     """The confusion matrix of a loaded model (``meta``: its metadata) over ``samples`` of ``index``,
     checked first; each image is fed at the model's input size and scored at its mask's size.
-    ``tta_flip`` / ``tta_scales``: logits averaged over mirrored / resized inputs, as ``predict`` makes them."""
+    ``tta_flip`` / ``tta_scales``: logits averaged over mirrored / resized inputs, as ``predict`` makes them.
+    ``calibration``: also count its pixels' confidences (see :func:`evaluate_model`)."""
     spec = index.classes
     scan_samples(samples, spec, reader=index.reader)
     dev = resolve_device(device)
@@ -118,7 +126,7 @@ def score_samples(model: nn.Module, meta: CheckpointMeta, index: DatasetIndex, s
     if tta_flip or list(tta_scales) != [1.0]:
         model = TTAModel(model, tta_flip, tta_scales)
     cm, _ = evaluate_model(model, loader, spec.num_classes, meta.mean, meta.std, dev, prec, names=spec.names,
-                           channels_last=channels_last)
+                           channels_last=channels_last, calibration=calibration)
     return cm
 
 
@@ -128,7 +136,8 @@ def evaluate_checkpoint(checkpoint: Checkpoints, data: str | Path, split: str = 
                         confusion_png: str | Path | None = None, tta_flip: bool = False,
                         tta_scales: Sequence[float] = (1.0,)) -> dict:
     """Score a checkpoint, or the ensemble of a list of them, on a split: metrics dict (see
-    :meth:`ConfusionMatrix.compute`).
+    :meth:`ConfusionMatrix.compute`) with the expected calibration error ``ece`` and its ``calibration`` bins
+    (:mod:`pixelwise.core.calibration`).
 
     The dataset's classes default to the checkpoint's own, so a model is scored on the labels it predicts.
     """
@@ -140,8 +149,12 @@ def evaluate_checkpoint(checkpoint: Checkpoints, data: str | Path, split: str = 
         raise DataError(f"{data}: dataset has {spec.num_classes} classes but {names} predicts "
                         f"{meta.classes.num_classes}; pass --classes matching the model")
     samples = index.split(split)
-    cm = score_samples(model, meta, index, samples, batch_size, workers, device, precision, tta_flip, tta_scales)
+    calibration = Calibration()
+    cm = score_samples(model, meta, index, samples, batch_size, workers, device, precision, tta_flip, tta_scales,
+                       calibration)
     metrics = cm.compute()
+    calibrated = calibration.compute()
+    metrics["ece"], metrics["calibration"] = calibrated["ece"], calibrated["bins"]
     metrics["split"], metrics["images"] = split, len(samples)
     metrics["tta"] = {"flip": tta_flip, "scales": [float(s) for s in tta_scales]}
     if json_path is not None:

@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader
 from pixelwise.core.errors import ConfigError, PixelwiseError, one_line
 from pixelwise.core.files import write_text
 from pixelwise.core.metrics import ConfusionMatrix
+from pixelwise.core.uncertainty import normalized_entropy
 from pixelwise.core.yamlfile import read_yaml
 from pixelwise.data.dataset import SegmentationDataset, collate_padded
 from pixelwise.data.fingerprint import Fingerprint, evenly_spaced, fingerprint_dataset
@@ -140,9 +141,8 @@ def uncertainty(logits: torch.Tensor) -> np.ndarray:
     >>> float(uncertainty(torch.tensor([[[20.0]], [[-20.0]]]))[0, 0]) < 1e-6
     True
     """
-    log_p = torch.log_softmax(logits.float(), dim=0)
-    entropy = -(log_p.exp() * log_p).sum(0)
-    return (entropy / math.log(max(logits.shape[0], 2))).clamp(0.0, 1.0).cpu().numpy()
+    # The measure `predict --save-uncertainty` and the server's uncertainty maps use (entropy, their default).
+    return normalized_entropy(torch.softmax(logits.float(), dim=0)).cpu().numpy()
 
 
 def _shrink_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
