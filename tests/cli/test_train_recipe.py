@@ -38,6 +38,10 @@ FIELD_FLAGS: dict[str, tuple[list[str], object]] = {
     "seed": (["--seed", "7"], 7),
     "patience": (["--patience", "4"], 4),
     "folds": (["--folds", "3"], 3),
+    "final_fit": (["--final-fit"], True),  # excludes folds: checked in a recipe of its own below
+    "crop_size": (["--crop-size", "32x32"], (32, 32)),
+    "ema": (["--ema", "0.99"], 0.99),
+    "score_class": (["--score-class", "road"], "road"),
     "out": (["--out", "runs/x"], "runs/x"),
     "progress": (["--no-progress"], False),
 }
@@ -57,9 +61,14 @@ def recipe(*args: str) -> TrainConfig:
 def test_every_flag_named_like_a_field_sets_it():
     flags_named_like_fields = set(train_params()) & set(TrainConfig.model_fields)
     assert flags_named_like_fields == set(FIELD_FLAGS)  # a new flag: add it above
-    config = recipe(*[arg for args, _ in FIELD_FLAGS.values() for arg in args])
+    alone = {"final_fit"}  # cannot share a recipe with folds
+    config = recipe(*[arg for field, (args, _) in FIELD_FLAGS.items() if field not in alone for arg in args])
     for field, (_, expected) in FIELD_FLAGS.items():
-        assert getattr(config, field) == expected, field
+        if field not in alone:
+            assert getattr(config, field) == expected, field
+    for field in alone:
+        args, expected = FIELD_FLAGS[field]
+        assert getattr(recipe(*args), field) == expected, field
 
 
 def test_flags_not_given_leave_the_recipe_alone(tmp_path):
@@ -90,3 +99,8 @@ def test_a_resumed_run_keeps_its_recipe_and_flags_extend_it(tmp_path):
 def test_bad_class_weights_name_the_flag():
     with pytest.raises(click.BadParameter, match="comma list of numbers"):
         recipe("--class-weights", "1,heavy")
+
+
+def test_img_size_none_means_the_images_own_size():
+    config = recipe("--img-size", "none", "--crop-size", "64x64")
+    assert config.img_size is None and config.crop_size == (64, 64)
