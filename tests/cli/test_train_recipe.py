@@ -40,6 +40,8 @@ FIELD_FLAGS: dict[str, tuple[list[str], object]] = {
     "folds": (["--folds", "3"], 3),
     "out": (["--out", "runs/x"], "runs/x"),
     "progress": (["--no-progress"], False),
+    "save_every": (["--save-every", "500steps"], "500steps"),
+    "max_bad_batches": (["--max-bad-batches", "3"], 3),
 }
 
 
