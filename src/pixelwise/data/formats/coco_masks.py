@@ -69,10 +69,14 @@ class CocoReader(SampleReader):
         rles.sort(key=lambda r: r[0])
         label = np.zeros((height, width), np.uint16)
         ignore = np.zeros((height, width), bool)
-        for _, value, crowd, rle in rles:
+        for (_, _, tie), value, crowd, rle in rles:
             with warnings.catch_warnings():  # pycocotools 2.0.11 under numpy 2 warns on every decode
                 warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
-                region = api.decode(rle).astype(bool)
+                try:
+                    region = api.decode(rle).astype(bool)
+                except ValueError:  # counts that do not add up to height x width (a hostile or broken file)
+                    raise DataError(f"{sample.mask}: annotation {tie}: its RLE does not cover the {width}x{height} "
+                                    "image exactly (corrupt counts); fix or remove the annotation") from None
             if crowd and self.crowd == "ignore":
                 ignore |= region
             else:
