@@ -28,7 +28,7 @@ FUZZ_EXAMPLES ?= 2000
 fuzz: install
 	@PIXELWISE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider -m fuzz \
 		--hypothesis-show-statistics tests > .fuzz.log 2>&1; status=$$?; cat .fuzz.log; \
-	awk '/passing examples/ {n += $$2} END {print "fuzz examples tried:", n}' .fuzz.log; rm -f .fuzz.log; exit $$status
+	awk '/ passing, / {n += $$2} END {print "fuzz examples tried:", n}' .fuzz.log; rm -f .fuzz.log; exit $$status
 
 bench: install
 	# segmentation-models-pytorch is the baselines' library: a benchmark-only extra, not a test dependency.

@@ -168,3 +168,20 @@ def test_rle_image_ids_outside_the_dataset_are_refused(tmp_path):
     (root / "train.csv").write_text("ImageId,EncodedPixels\na.png,1 2\n../secret.png,1 2\n")
     with pytest.raises(DataError, match=r"ImageId \.\./secret\.png has no image"):
         open_dataset(root, "rle-csv")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e300, "12"], ids=["nan", "inf", "huge", "text"])
+def test_coco_polygons_with_non_finite_coordinates_are_refused(tmp_path, value):
+    # pycocotools' rasteriser crashed the whole process (SIGSEGV) on these, as fuzzing found.
+    pytest.importorskip("pycocotools")
+    from pixelwise.data.classes import ClassSpec
+    from pixelwise.data.formats.coco_masks import CocoReader
+    from pixelwise.data.sample import Sample
+
+    image, ann = tmp_path / "a.png", tmp_path / "ann.json"
+    image.write_bytes(encode_png(np.zeros((6, 7, 3), np.uint8)))
+    polygon = [0, 0, 5, 0, value, 4]
+    reader = CocoReader(ClassSpec.from_lists(["background", "thing"]),
+                        {str(ann): {str(image): (1, 6, 7, [(1, False, None, 3, [polygon])])}})
+    with pytest.raises(DataError, match="ann.json: annotation 3: a polygon coordinate is not a finite number"):
+        reader.read_ids(Sample(image, ann))

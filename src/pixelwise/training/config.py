@@ -29,7 +29,10 @@ def parse_size(value: Any) -> tuple[int, int] | None:
     if isinstance(value, int):
         return (value, value)
     if isinstance(value, list) and len(value) == 2:
-        return (int(value[0]), int(value[1]))
+        try:
+            return (int(value[0]), int(value[1]))
+        except (TypeError, ValueError):  # [null, 3] in a recipe: a ValueError is what pydantic reports
+            raise ValueError(f"'{value}' is not a size; write HxW, e.g. 256x256") from None
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(value))
     if not match:
         raise ValueError(f"'{value}' is not a size; write HxW, e.g. 256x256")
@@ -197,6 +200,8 @@ def describe_error(error: ValidationError, source: str = "") -> str:
     """One line for the first problem of a pydantic error."""
     err = error.errors()[0]
     key = ".".join(str(p) for p in err["loc"]) or "value"
+    if not key.isprintable():  # a key holding a newline or tab must not break the one-line message
+        key = repr(key)
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown option (check the spelling; see `pixelwise train --help`)"

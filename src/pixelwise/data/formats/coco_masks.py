@@ -86,6 +86,10 @@ class CocoReader(SampleReader):
         return ids
 
 
+def _coordinate(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 1e7  # False for NaN
+
+
 def to_rle(api, segmentation: Any, height: int, width: int, where: str) -> dict | None:
     """A COCO segmentation (polygons, uncompressed or compressed RLE) as one compressed RLE; None if empty.
 
@@ -97,6 +101,10 @@ def to_rle(api, segmentation: Any, height: int, width: int, where: str) -> dict 
             if not all(isinstance(p, list) for p in segmentation):
                 raise DataError(f"{where}: segmentation is a list but not of polygons ([x1, y1, x2, y2, ...])")
             polygons = [p for p in segmentation if len(p) >= 6]
+            if not all(_coordinate(v) for p in polygons for v in p):
+                # pycocotools' C rasteriser crashes the process (SIGSEGV) on NaN, inf or huge coordinates.
+                raise DataError(f"{where}: a polygon coordinate is not a finite number of pixels (NaN, inf, text "
+                                "or beyond 10^7); fix or remove the annotation")
             return api.merge(api.frPyObjects(polygons, height, width)) if polygons else None
         if isinstance(segmentation, dict) and "counts" in segmentation:
             size = segmentation.get("size")
@@ -110,6 +118,6 @@ def to_rle(api, segmentation: Any, height: int, width: int, where: str) -> dict 
                 rle = {"size": [height, width], "counts": counts.encode() if isinstance(counts, str) else counts}
                 api.area(rle)  # validates the string
                 return rle
-    except (ValueError, TypeError, IndexError) as e:
+    except (ValueError, TypeError, IndexError, OverflowError) as e:  # OverflowError: negative RLE counts
         raise DataError(f"{where}: cannot decode the segmentation ({e})") from None
     raise DataError(f"{where}: segmentation is neither polygons nor an RLE object with size and counts")
