@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install demo test lint clean bench
+.PHONY: install demo test fuzz lint clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The fuzz tests (hypothesis) with many more examples than `make test` runs (30 each); prints the count.
+FUZZ_EXAMPLES ?= 2000
+fuzz: install
+	@PIXELWISE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider -m fuzz \
+		--hypothesis-show-statistics tests > .fuzz.log 2>&1; status=$$?; cat .fuzz.log; \
+	awk '/ passing, / {n += $$2} END {print "fuzz examples tried:", n}' .fuzz.log; rm -f .fuzz.log; exit $$status
 
 bench: install
 	# segmentation-models-pytorch is the baselines' library: a benchmark-only extra, not a test dependency.

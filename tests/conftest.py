@@ -36,3 +36,15 @@ def pairs_data(tiny_data, tmp_path_factory) -> Path:
     (root / "val.txt").write_text("\n".join(p.stem for p in sorted((tiny_data / "images" / "val").glob("*.png"))))
     shutil.copy(tiny_data / "classes.yaml", root / "classes.yaml")
     return root
+
+
+# Fuzz tests (hypothesis): a few examples each in `make test`, many in `make fuzz` (PIXELWISE_FUZZ_EXAMPLES).
+# No example database: a run leaves no files behind, and every run explores afresh.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # a plugin's test environment without the dev extra: the fuzz modules skip themselves
+    pass
+else:
+    settings.register_profile("pixelwise", max_examples=int(os.environ.get("PIXELWISE_FUZZ_EXAMPLES", "30")),
+                              deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile("pixelwise")

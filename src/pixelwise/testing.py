@@ -48,6 +48,13 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300,
                           env=full_env, timeout=timeout)
 
 
+def start_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start ``python -m pixelwise ARGS`` and return at once (to signal or kill it; see tests/training)."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "pixelwise", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=cwd, env=full_env)
+
+
 def run_main(*args: str) -> subprocess.CompletedProcess:
     """Run the CLI's ``main`` in this process; same result shape as :func:`run_cli`."""
     out, err = io.StringIO(), io.StringIO()

@@ -44,6 +44,8 @@ FIELD_FLAGS: dict[str, tuple[list[str], object]] = {
     "score_class": (["--score-class", "road"], "road"),
     "out": (["--out", "runs/x"], "runs/x"),
     "progress": (["--no-progress"], False),
+    "save_every": (["--save-every", "500steps"], "500steps"),
+    "max_bad_batches": (["--max-bad-batches", "3"], 3),
 }
 
 

@@ -25,7 +25,7 @@ from pixelwise.cli.plan import plan
 from pixelwise.cli.predict import export, predict
 from pixelwise.cli.serve import serve
 from pixelwise.cli.train import evaluate, train
-from pixelwise.core.errors import PixelwiseError, one_line
+from pixelwise.core.errors import PixelwiseError, describe_os_error, one_line
 from pixelwise.core.plugins import load_plugins
 
 app = typer.Typer(
@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except PixelwiseError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:  # disk full, read-only or missing folders, permissions: the machine's, not a bug
+        print(f"error: {describe_os_error(e)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

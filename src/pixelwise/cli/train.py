@@ -95,6 +95,11 @@ def train(
         "scored out of fold; the time budget is shared."))] = None,
     out: Annotated[str | None, typer.Option(help="Run folder (default: runs/<time>).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly.")] = False,
+    save_every: Annotated[str | None, typer.Option(help=(
+        "Also save last/ inside epochs this often: 10m (the default), 500steps, or epoch (ends of epochs only); "
+        "a kill loses at most this much."))] = None,
+    max_bad_batches: Annotated[int | None, typer.Option(help=(
+        "Skip at most N batches with a NaN/inf loss or gradient (each logged with its files), then stop."))] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars.")] = None,
     plan: Annotated[bool | None, typer.Option("--plan/--no-plan", help=(
         "Plan the recipe from the dataset's fingerprint and this machine's speed (flags win). Default: "

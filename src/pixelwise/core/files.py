@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pixelwise.core.faults import fault_point
+
 
 def make_readable(path: str | Path) -> None:
     """Give a file the permissions of a normal new file (safetensors and mkstemp write 0600)."""
@@ -78,11 +80,29 @@ def atomic_path(path: str | Path, durable: bool = True) -> Iterator[Path]:
             fsync_path(tmp)
         make_readable(tmp)
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, a lost permission: say the file the user knows, not the temporary
+        tmp.unlink(missing_ok=True)
+        raise _renamed(e, tmp, path) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     if durable:
         fsync_path(path.parent)
+
+
+def _renamed(error: OSError, temporary: Path, final: Path) -> OSError:
+    """``error`` naming ``final`` where it names ``temporary`` (or a file inside it) or no file at all (a
+    failed ``write`` names none); the same subclass."""
+    if error.errno is None:
+        return error
+    name = Path(error.filename) if error.filename is not None else temporary
+    if name == temporary:
+        name = final
+    elif name.is_relative_to(temporary):
+        name = final / name.relative_to(temporary)
+    else:
+        return error
+    return OSError(error.errno, error.strerror, str(name))  # OSError(errno, ...) makes the right subclass
 
 
 def write_bytes(path: str | Path, data: bytes, durable: bool = True) -> None:
@@ -150,3 +170,86 @@ def remove_quietly(path: str | Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def _old_copy(dest: Path) -> Path:
+    """Where :func:`replaced_folder` parks the previous ``dest`` between its two renames."""
+    return dest.with_name(f".{dest.name}.old")
+
+
+def current_folder(dest: str | Path) -> Path:
+    """Where the newest complete copy of a :func:`replaced_folder` is, without changing anything (safe while
+    a writer is at work): ``dest``, or ``.<name>.old`` when a swap was caught between its two renames."""
+    dest = Path(dest)
+    old = _old_copy(dest)
+    return old if not dest.exists() and old.is_dir() else dest
+
+
+def recover_folder(dest: str | Path) -> Path:
+    """Finish or undo a :func:`replaced_folder` swap that a crash interrupted; returns ``dest``.
+
+    A crash between the swap's two renames leaves no ``dest`` but a complete ``.<name>.old``: that one is
+    put back. A crash after them leaves a stale ``.<name>.old`` beside the new ``dest``: it is removed,
+    as are unfinished ``.<name>-*.partial`` folders. Safe to call when nothing was interrupted; for the
+    one process that writes ``dest`` (a reader uses :func:`current_folder`).
+
+    >>> import tempfile
+    >>> dest = Path(tempfile.mkdtemp()) / "last"
+    >>> _old_copy(dest).mkdir()  # as a crash between the renames leaves it
+    >>> recover_folder(dest).is_dir(), _old_copy(dest).exists()
+    (True, False)
+    """
+    dest = Path(dest)
+    old = _old_copy(dest)
+    if old.is_dir() and not dest.exists():
+        os.replace(old, dest)
+        fsync_path(dest.parent)
+    elif old.exists():
+        remove_quietly(old)
+    if dest.parent.is_dir():
+        for partial in dest.parent.glob(f".{dest.name}-*.partial"):
+            remove_quietly(partial)
+    return dest
+
+
+@contextlib.contextmanager
+def replaced_folder(dest: str | Path) -> Iterator[Path]:
+    """Like :func:`staged_folder`, but ``dest`` may exist: it is replaced as one unit.
+
+    The new folder is written and synced beside ``dest``; then ``dest`` is renamed to ``.<name>.old``,
+    the new one to ``dest``, and the old one removed. A reader (after :func:`recover_folder`) sees the
+    old folder or the new one whole, never files of both; a crash at any moment loses at most the new one.
+
+    >>> import tempfile
+    >>> dest = Path(tempfile.mkdtemp()) / "last"
+    >>> for step in ("1", "2"):
+    ...     with replaced_folder(dest) as work:
+    ...         _ = (work / "step.txt").write_text(step)
+    >>> (dest / "step.txt").read_text(), sorted(p.name for p in dest.parent.iterdir())
+    ('2', ['last'])
+    """
+    dest = recover_folder(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", suffix=".partial", dir=dest.parent))
+    try:
+        yield staging
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)
+        for file in staging.rglob("*"):
+            if file.is_file():
+                fsync_path(file)
+        fsync_path(staging)
+        old = _old_copy(dest)
+        if dest.exists():
+            os.replace(dest, old)
+        fault_point("between-renames")  # where a test kills us: no dest, only the old copy
+        os.replace(staging, dest)
+        fsync_path(dest.parent)
+        remove_quietly(old)
+    except OSError as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _renamed(e, staging, dest) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

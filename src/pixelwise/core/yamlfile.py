@@ -21,5 +21,7 @@ def read_yaml(path: str | Path, error: type[Exception], missing: str) -> Any:
         return yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
         raise error(f"{path}: {missing}") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a text file (YAML is UTF-8 text)") from None
     except yaml.YAMLError as e:
         raise error(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None

@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
 from pathlib import Path
 
 import cv2
@@ -26,11 +28,56 @@ MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff")
 cv2.setNumThreads(0)
 
 
+def max_image_pixels() -> int:
+    """The most pixels (width x height) an image or mask may have: ``PIXELWISE_MAX_IMAGE_PIXELS``, or
+    Pillow's limit (89.5 million): a file whose header claims more is refused before it is decoded, so a
+    decompression bomb (a few KB that unpack to gigabytes) cannot exhaust the memory.
+
+    >>> max_image_pixels() == (int(os.environ["PIXELWISE_MAX_IMAGE_PIXELS"])
+    ...                        if "PIXELWISE_MAX_IMAGE_PIXELS" in os.environ else Image.MAX_IMAGE_PIXELS)
+    True
+    """
+    value = os.environ.get("PIXELWISE_MAX_IMAGE_PIXELS", "").strip()
+    if not value:
+        return int(Image.MAX_IMAGE_PIXELS or 0) or 2**63
+    if not value.isdigit() or int(value) < 1:
+        raise DataError(f"PIXELWISE_MAX_IMAGE_PIXELS={value!r}: give a number of pixels, e.g. 200000000")
+    if Image.MAX_IMAGE_PIXELS is not None and int(value) > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = int(value)  # the user raised the limit: Pillow must not refuse below it
+    return int(value)
+
+
+def check_pixels(path: str | Path, width: int, height: int) -> None:
+    """Refuse an image whose header claims more than :func:`max_image_pixels`."""
+    limit = max_image_pixels()
+    if width * height > limit:
+        raise DataError(f"{path}: the header claims {width}x{height} pixels, more than the limit of {limit} "
+                        "(a decompression bomb?); if the image is real, raise PIXELWISE_MAX_IMAGE_PIXELS")
+
+
+def _header_size(path: str | Path, data: np.ndarray) -> None:
+    """Check the size in the header of an image's bytes (formats Pillow cannot read are left to OpenCV,
+    whose own limit is 2^30 pixels)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data.tobytes())) as im:
+                width, height = im.size
+    except Image.DecompressionBombError:
+        raise DataError(f"{path}: the header claims far more pixels than the limit of {max_image_pixels()} "
+                        "(a decompression bomb?); if the image is real, raise PIXELWISE_MAX_IMAGE_PIXELS") from None
+    except Exception:  # not Pillow's format, or a corrupt header: OpenCV's decode has the last word
+        return
+    check_pixels(path, width, height)
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """An image file as ``(H, W, 3)`` uint8 RGB (grey and RGBA images are converted)."""
+    """An image file as ``(H, W, 3)`` uint8 RGB (grey and RGBA images are converted); a file whose header
+    claims more than :func:`max_image_pixels` is refused unread."""
     data = np.fromfile(str(path), dtype=np.uint8) if os.path.isfile(path) else None
     if data is None:
         raise DataError(f"{path}: image file not found")
+    _header_size(path, data)
     image = decode_image(data)
     if image is None:
         raise DataError(f"{path}: cannot decode this image (corrupt or not an image); replace or remove it")
@@ -57,7 +104,11 @@ def read_mask(path: str | Path) -> np.ndarray:
     PIL keeps the indices of palette ("P" mode) PNGs, as Pascal VOC style masks need.
     """
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            check_pixels(path, *im.size)
             if im.mode in ("RGB", "RGBA"):
                 raise DataError(f"{path}: mask is a colour image; index masks hold one class id per pixel "
                                 "(use a colour-mask format with a palette)")
@@ -66,6 +117,9 @@ def read_mask(path: str | Path) -> np.ndarray:
                 mask = mask.astype(np.uint8)
     except FileNotFoundError:
         raise DataError(f"{path}: mask file not found") from None
+    except Image.DecompressionBombError:
+        raise DataError(f"{path}: the header claims far more pixels than the limit of {max_image_pixels()} "
+                        "(a decompression bomb?); if the mask is real, raise PIXELWISE_MAX_IMAGE_PIXELS") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: cannot decode this mask ({e.__class__.__name__}); replace or remove it") from None
     if mask.ndim != 2:

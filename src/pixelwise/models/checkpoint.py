@@ -22,7 +22,8 @@ from typing import Any
 
 import torch.nn as nn
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as tensors_to_bytes
 
 from pixelwise.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from pixelwise.core.errors import CheckpointError, ConfigError
@@ -88,7 +89,9 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta) ->
                           "could not rebuild it; save each registered model on its own")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"pixelwise": meta.to_json()})
+        # In memory first, written by Python: a full disk is an OSError naming the file (safetensors' own
+        # writer raises its own error type).
+        tmp.write_bytes(tensors_to_bytes(state, metadata={"pixelwise": meta.to_json()}))
 
 
 def read_meta(path: str | Path) -> CheckpointMeta:
@@ -106,7 +109,7 @@ def read_meta(path: str | Path) -> CheckpointMeta:
                               "pixelwise (for encoder weights use --encoder-weights)")
     try:
         return CheckpointMeta.from_json(metadata["pixelwise"])
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # AttributeError: JSON that is not an object
         raise CheckpointError(f"{path}: pixelwise metadata is damaged ({e.__class__.__name__})") from None
 
 

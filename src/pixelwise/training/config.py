@@ -29,7 +29,10 @@ def parse_size(value: Any) -> tuple[int, int] | None:
     if isinstance(value, int):
         return (value, value)
     if isinstance(value, list) and len(value) == 2:
-        return (int(value[0]), int(value[1]))
+        try:
+            return (int(value[0]), int(value[1]))
+        except (TypeError, ValueError):  # [null, 3] in a recipe: a ValueError is what pydantic reports
+            raise ValueError(f"'{value}' is not a size; write HxW, e.g. 256x256") from None
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(value))
     if not match:
         raise ValueError(f"'{value}' is not a size; write HxW, e.g. 256x256")
@@ -45,6 +48,22 @@ def parse_duration(value: str | float | int | None) -> float | None:
         raise ValueError(f"'{value}' is not a duration; write e.g. 90s, 30m, 1h30m")
     h, m, s = (float(g) if g else 0.0 for g in parts.groups())
     return h * 3600 + m * 60 + s
+
+
+def parse_save_every(value: str) -> tuple[float | None, int | None]:
+    """``(seconds, steps)`` of a ``save_every`` value; at most one is set. Raises ValueError for bad text."""
+    text = value.strip().lower()
+    if text in ("epoch", "none", "never"):
+        return None, None
+    steps = re.fullmatch(r"(\d+)\s*steps?", text)
+    if steps:
+        if int(steps[1]) < 1:
+            raise ValueError(f"'{value}': save at least every 1 step")
+        return None, int(steps[1])
+    seconds = parse_duration(text)
+    if seconds is None or seconds <= 0:
+        raise ValueError(f"'{value}' is not a save interval; write e.g. 10m, 90s or 500 steps")
+    return seconds, None
 
 
 class TrainConfig(BaseModel):
@@ -113,6 +132,12 @@ class TrainConfig(BaseModel):
     compile: bool = False  # torch.compile the training forward (falls back to eager with a warning)
     seed: int = 0
     out: str | None = None
+    # A state in last/ at each epoch's end and, inside epochs, this often: "10m", "500 steps" or "epoch"
+    # (see training/save_schedule.py); a SIGKILL loses at most this much training.
+    save_every: str = "10m"
+    # A batch whose loss or gradient is NaN/inf is skipped (weights untouched, its files logged); more
+    # than this many skips in a run stop it with a message naming the files.
+    max_bad_batches: int = Field(10, ge=0)
     num_preview: int = Field(4, ge=0)  # validation images in the prediction grid
     progress: bool = True
 
@@ -131,6 +156,13 @@ class TrainConfig(BaseModel):
             parse_duration(str(v))
             return str(v)
         return None
+
+    @field_validator("save_every", mode="before")
+    @classmethod
+    def _save_every(cls, v: Any) -> str:
+        text = f"{v} steps" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+        parse_save_every(text)
+        return text
 
     @field_validator("fold")
     @classmethod
@@ -168,6 +200,8 @@ def describe_error(error: ValidationError, source: str = "") -> str:
     """One line for the first problem of a pydantic error."""
     err = error.errors()[0]
     key = ".".join(str(p) for p in err["loc"]) or "value"
+    if not key.isprintable():  # a key holding a newline or tab must not break the one-line message
+        key = repr(key)
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown option (check the spelling; see `pixelwise train --help`)"

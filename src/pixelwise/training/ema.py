@@ -21,10 +21,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch.nn as nn
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as tensors_to_bytes
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from pixelwise.core.files import atomic_path
+from pixelwise.core.files import write_bytes
 
 
 class WeightAverage:
@@ -43,8 +44,7 @@ class WeightAverage:
 
     def save(self, path: Path) -> None:
         weights = {k: v.detach().cpu().contiguous() for k, v in self.averaged.state_dict().items()}
-        with atomic_path(path) as tmp:
-            save_file(weights, str(tmp))
+        write_bytes(path, tensors_to_bytes(weights))  # in memory first: a full disk is an OSError naming the file
 
     def load(self, path: Path) -> None:
         self.averaged.load_state_dict(load_file(str(path)))

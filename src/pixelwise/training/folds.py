@@ -34,7 +34,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from pixelwise.core.errors import CheckpointError, ConfigError
-from pixelwise.core.files import remove_quietly, write_json
+from pixelwise.core.files import recover_folder, remove_quietly, write_json
 from pixelwise.core.metrics import ConfusionMatrix, format_table
 from pixelwise.core.yamlfile import read_yaml
 from pixelwise.data.formats import DatasetIndex, open_dataset
@@ -46,7 +46,7 @@ from pixelwise.training.evaluate import evaluate_checkpoint, score_samples
 from pixelwise.training.plan import Plan
 from pixelwise.training.plan_dataset import DEFAULT_BUDGET, planned_config
 from pixelwise.training.run_dir import new_run_dir
-from pixelwise.training.state import TrainState, read_state
+from pixelwise.training.state import TrainState, has_state, read_state
 from pixelwise.training.trainer import TrainResult, train
 
 CV_METRICS = "cv_metrics.json"
@@ -197,7 +197,7 @@ def fold_progress(fold: TrainConfig) -> str:
     """Where a fold stands: ``"new"`` (no step saved yet), ``"unfinished"`` (``--resume`` continues it) or
     ``"finished"`` (it has its best checkpoint, and its saved state has nothing left to train)."""
     folder = Path(str(fold.out))
-    if not (folder / "last" / "state.pt").is_file():
+    if not has_state(folder / "last"):
         return "new"
     done = (folder / outputs.BEST_CHECKPOINT).is_file() and training_done(read_state(folder / "last"), fold)
     return "finished" if done else "unfinished"
@@ -222,6 +222,7 @@ def clear_unstarted(folder: Path) -> None:
     else in the folder is not the trainer's to delete, and is refused."""
     if not folder.is_dir():
         return
+    recover_folder(folder / "last")  # a save killed before it finished leaves a hidden partial folder: not a run
     names = {p.name for p in folder.iterdir()}
     if names - RECIPE_FILES:
         raise ConfigError(f"{folder}: holds {', '.join(sorted(names - RECIPE_FILES))} but no training state "

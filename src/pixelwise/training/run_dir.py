@@ -22,6 +22,7 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 
 from pixelwise.core.errors import ConfigError
+from pixelwise.training.state import has_state
 
 
 def new_run_dir(out: str | None, resume: bool) -> Path:
@@ -36,7 +37,8 @@ def new_run_dir(out: str | None, resume: bool) -> Path:
         return run_dir
     run_dir = Path(out)
     if resume:
-        if not (run_dir / "last" / "state.pt").is_file():
+        # A run killed before its first save has its recipe but no state: --resume starts it over (and says so).
+        if not has_state(run_dir / "last") and not (run_dir / "config.yaml").is_file():
             raise ConfigError(f"{run_dir}: no saved training state (last/state.pt) to resume; "
                               "train without --resume to start a new run")
     elif run_dir.exists() and any(run_dir.iterdir()):

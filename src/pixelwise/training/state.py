@@ -2,7 +2,12 @@
 
 ``model.safetensors`` holds the weights; ``state.pt`` holds the optimizer state, counters, history
 and RNG states, saved with ``torch.save`` and read back with ``weights_only=True`` (tensors, numbers,
-strings, lists and dicts only: loading never runs code).
+strings, lists and dicts only: loading never runs code); ``ema.safetensors`` the averaged weights when
+the recipe sets ``ema``.
+
+``last/`` is written as one unit (:func:`pixelwise.core.files.replaced_folder`): a new folder is filled
+and synced, then swapped in. A SIGKILL at any moment leaves the previous ``last/`` or the new one, never
+a model of one step beside the optimizer state of another (docs/reliability.md).
 
 >>> TrainState().epoch
 0
@@ -10,6 +15,7 @@ strings, lists and dicts only: loading never runs code).
 
 from __future__ import annotations
 
+import io
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,10 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as tensors_to_bytes
 
 from pixelwise.core.errors import CheckpointError
-from pixelwise.core.files import atomic_path
+from pixelwise.core.faults import fault_point
+from pixelwise.core.files import current_folder, recover_folder, replaced_folder
 from pixelwise.training.ema import WeightAverage
 
 
@@ -37,6 +45,7 @@ class TrainState:
     best_epoch: int = 0
     stale: int = 0  # epochs since the best, for early stopping
     history: list[dict[str, Any]] = field(default_factory=list)
+    bad_batches: int = 0  # batches skipped for a NaN/inf loss or gradient (see training/batch_guard.py)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -58,19 +67,29 @@ def _set_rng_state(rng: dict[str, Any]) -> None:
 
 def save_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: TrainState,
                ema: WeightAverage | None = None) -> None:
-    """Write the state atomically: a crash mid-save leaves the previous state intact."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if ema is not None:  # first: state.pt, written last, is what says the step these files belong to
-        ema.save(folder / "ema.safetensors")
+    """Replace ``folder`` (a run's ``last/``) as one unit: a crash mid-save leaves the previous state whole."""
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     payload = {"state": asdict(state), "optimizer": optimizer.state_dict(), "rng": _rng_state()}
-    with atomic_path(folder / "model.safetensors") as weights_tmp, atomic_path(folder / "state.pt") as state_tmp:
-        save_file(weights, str(weights_tmp))
-        torch.save(payload, state_tmp)
+    with replaced_folder(folder) as work:
+        # Serialised in memory, written by Python: a full disk is then an OSError naming the file (the
+        # writers of safetensors and torch.save raise their own types with the path lost).
+        (work / "model.safetensors").write_bytes(tensors_to_bytes(weights))
+        fault_point("in-save")  # where a test kills us: half a state written
+        if ema is not None:
+            ema.save(work / "ema.safetensors")
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        (work / "state.pt").write_bytes(buffer.getvalue())
+
+
+def has_state(folder: Path) -> bool:
+    """Whether ``folder`` (a run's ``last/``) holds a saved state (also one a crash left mid-swap)."""
+    return (current_folder(folder) / "state.pt").is_file()
 
 
 def load_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                ema: WeightAverage | None = None) -> TrainState:
+    recover_folder(folder)  # this process is about to write it: finish a swap a crash interrupted
     try:
         model.load_state_dict(load_file(str(folder / "model.safetensors")))
         if ema is not None:
@@ -95,7 +114,7 @@ def read_state(folder: Path) -> TrainState:
     """The counters and history saved in ``folder`` (a run's ``last/``), without a model to load them into:
     enough to tell where a run stands (see :func:`pixelwise.training.folds.fold_progress`)."""
     try:
-        payload = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
+        payload = torch.load(current_folder(folder) / "state.pt", map_location="cpu", weights_only=True)
         return _state_from(payload["state"])
     except Exception as e:  # truncated files and foreign states raise many types
         raise CheckpointError(f"{folder}: training state cannot be read ({e.__class__.__name__}: "

@@ -25,7 +25,6 @@ Example (a few seconds on tiny built-in data; the run logs one line per epoch):
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,10 +38,12 @@ from tqdm.auto import tqdm
 
 from pixelwise.core.device import compile_or_eager, resolve_device, resolve_precision, resolve_workers
 from pixelwise.core.errors import ConfigError
+from pixelwise.core.faults import fault_point
 from pixelwise.core.metrics import selection_score
 from pixelwise.data.transforms import normalize
 from pixelwise.models.checkpoint import CheckpointMeta
 from pixelwise.training import outputs
+from pixelwise.training.batch_guard import BatchGuard
 from pixelwise.training.config import TrainConfig
 from pixelwise.training.data_setup import TrainData, prepare_data, resolve_class_weights, train_loader
 from pixelwise.training.distributed import SharedClock, accelerator_for, mean_across_processes, sync_buffers
@@ -53,8 +54,9 @@ from pixelwise.training.losses import build_loss
 from pixelwise.training.model_setup import build_model_and_optimizer
 from pixelwise.training.report import write_report_or_warn
 from pixelwise.training.run_dir import agreed_run_dir
+from pixelwise.training.save_schedule import SaveSchedule
 from pixelwise.training.schedule import lr_factor, training_progress
-from pixelwise.training.state import TrainState, load_state, save_state
+from pixelwise.training.state import TrainState, has_state, load_state, save_state
 
 
 @dataclass
@@ -184,9 +186,16 @@ class Trainer:
         self.total_steps = cfg.epochs * self.steps_per_epoch if cfg.epochs else None
         self.clock = SharedClock(self.state.elapsed, self.budget, self.accelerator.num_processes, self.device)
         self.best_metrics = {}
+        self.saves = SaveSchedule(cfg.save_every)
+        self.guard = BatchGuard(cfg.max_bad_batches, self.log, self.state.bad_batches)
 
     def _start_or_resume(self) -> TrainState:
         """A fresh state (and the recipe written into the new run folder), or the one ``--resume`` continues."""
+        if self.resume and not has_state(self.run_dir / "last"):
+            # Killed before its first save: nothing to continue, so the run starts over where it was.
+            self.log(f"{self.run_dir}: no training state was saved yet (last/ is missing); starting the run over "
+                     "in the same folder")
+            self.resume = False
         if not self.resume:
             if self.is_main:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -219,15 +228,15 @@ class Trainer:
         stats.seconds = self.clock()
         for batch in bar:
             factor = self._lr_factor(stats.seconds)
-            loss_value = self._train_step(batch, factor)
+            self._train_step(batch, factor)
             images_seen += batch["image"].shape[0]
             stats.rate = images_seen * self.accelerator.num_processes / max(time.monotonic() - tick, 1e-9)
-            bar.set_postfix(loss=f"{state.loss_sum / state.loss_count:.4f}", img_s=f"{stats.rate:.1f}",
+            bar.set_postfix(loss=f"{state.loss_sum / max(state.loss_count, 1):.4f}", img_s=f"{stats.rate:.1f}",
                             lr=f"{cfg.lr * factor:.2e}")
-            if not math.isfinite(loss_value):
-                raise ConfigError(f"the loss became {loss_value} at step {state.step}; lower --lr "
-                                  "or use --precision fp32")
             stats.seconds = self.clock()
+            if self.saves.due(state.step):  # inside long epochs too: a SIGKILL loses at most save_every
+                state.elapsed = self.clock.local()
+                self._save_last()
             if self.budget and stats.seconds >= self.budget:
                 stats.out_of_time = True
                 break
@@ -235,8 +244,9 @@ class Trainer:
         state.elapsed = self.clock.local()
         return stats
 
-    def _train_step(self, batch: dict, factor: float) -> float:
-        """One optimizer step at ``factor`` times the base lr; returns the batch's loss."""
+    def _train_step(self, batch: dict, factor: float) -> None:
+        """One optimizer step at ``factor`` times the base lr; a batch with a NaN/inf loss or gradient is
+        skipped before it changes the weights (see training/batch_guard.py)."""
         cfg, state = self.config, self.state
         for group in self.optimizer.param_groups:
             group["lr"] = cfg.lr * factor * group.get("lr_mult", 1.0)
@@ -244,22 +254,34 @@ class Trainer:
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         target = batch["mask"].to(self.device, non_blocking=True)
+        buffers = self.guard.buffers(self.raw_model)
         with self.accelerator.autocast():
             logits = self.forward(images)
         loss = self.loss_fn(logits, target)
-        self.accelerator.backward(loss)
-        if cfg.grad_clip:
-            self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        problem = self.guard.loss_problem(loss, self.accelerator)
+        if problem is None:
+            self.accelerator.backward(loss)
+            norm = self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
+            # Under fp16 the grad scaler itself skips steps with inf gradients (and lowers its scale). The
+            # clipped norm, when there is one, says it in one number.
+            if self.precision != "fp16" and not (self.guard.finite(norm) if norm is not None
+                                                 else self.guard.finite_grads(self.raw_model.parameters())):
+                problem = "a gradient is NaN or inf"
+        state.step += 1  # a skipped batch still counts: --resume then skips exactly the batches already seen
+        state.step_in_epoch += 1
+        if problem is not None:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.guard.restore(self.raw_model, buffers)
+            state.bad_batches += 1
+            files = [str(self.data.train_set.samples[int(i)].image) for i in batch.get("index", [])]
+            self.guard.skip(problem, state.step, files)
+            return
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
             self.ema.update(self.raw_model)
-        state.step += 1
-        state.step_in_epoch += 1
-        loss_value = float(loss.detach())
-        state.loss_sum += loss_value
+        state.loss_sum += float(loss.detach())
         state.loss_count += 1
-        return loss_value
 
     def _lr_factor(self, seconds: float) -> float:
         """The schedule's multiplier of the base lr now (``seconds``: the shared clock)."""
@@ -269,6 +291,7 @@ class Trainer:
     def validate(self) -> tuple[dict[str, Any], float | None, list[outputs.Preview]]:
         """Metrics and loss of the whole validation set (each process scores its slice; all get the sums)."""
         classes, meta = self.data.classes, self.meta
+        fault_point("in-validation")  # where a test kills us: after a whole epoch's steps, before its save
         previews = outputs.PreviewCollector(self.data.val_set, self.config.num_preview if self.is_main else 0)
         sync_buffers(self.raw_model, self.accelerator.num_processes)
         # The unwrapped model: under DDP each process scores its own share of the images, a different
@@ -309,8 +332,8 @@ class Trainer:
         else:
             state.stale += 1
         state.epoch, state.step_in_epoch, state.loss_sum, state.loss_count = stats.epoch + 1, 0, 0.0, 0
+        self._save_last()
         if self.is_main:
-            save_state(self.run_dir / "last", self.raw_model, self.optimizer, state, self.ema)
             outputs.write_history(self.run_dir, state.history)
         self.log(f"{stats.label}: train loss {row['train_loss']:.4f}, val loss {val_loss:.4f}, "
                  f"val mIoU {metrics['miou']:.4f}"
@@ -329,10 +352,16 @@ class Trainer:
     def _save_interrupted(self) -> None:
         """After Ctrl-C: save the state of the last finished step, and say how to continue."""
         self.state.elapsed = self.clock.local()
-        if self.is_main:
-            save_state(self.run_dir / "last", self.raw_model, self.optimizer, self.state, self.ema)
+        self._save_last()
         self.log(f"interrupted: training state saved in {self.run_dir / 'last'}; "
                  f"continue with: pixelwise train --out {self.run_dir} --resume")
+
+
+    def _save_last(self) -> None:
+        """Replace last/ with the state of the last finished step (rank 0 writes it; it holds every rank's)."""
+        if self.is_main:
+            save_state(self.run_dir / "last", self.raw_model, self.optimizer, self.state, self.ema)
+        self.saves.saved()
 
 
 def train(config: TrainConfig, resume: bool = False, plan: list[dict[str, Any]] | None = None) -> TrainResult:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 from pixelwise.core.errors import ConfigError, DataError
 from pixelwise.core.registry import Registry
@@ -51,6 +51,30 @@ class DatasetIndex:
             found = ", ".join(f"{k} ({len(v)})" for k, v in self.splits.items() if v) or "none"
             raise DataError(f"{self.root}: split '{name}' is empty or missing (splits found: {found})")
         return samples
+
+
+def safe_join(folder: Path, name: str, source: Path) -> Path:
+    """``folder / name`` for a file name read from a dataset's own files (``source``: a COCO JSON, a CSV),
+    refused when it would reach outside ``folder``: an absolute path, a ``..`` step, or a symlink whose
+    target lies outside. A downloaded annotation file can then never make pixelwise read other files.
+
+    >>> safe_join(Path("data/images"), "a/b.png", Path("ann.json")).as_posix()
+    'data/images/a/b.png'
+    >>> try:
+    ...     safe_join(Path("data/images"), "../../secret.png", Path("ann.json"))
+    ... except DataError as e:
+    ...     print(e)
+    ann.json: the file name '../../secret.png' points outside data/images; refused (names are relative to it)
+    """
+    parts = Path(name).parts
+    if Path(name).is_absolute() or PureWindowsPath(name).is_absolute() or ".." in parts:
+        raise DataError(f"{source}: the file name {name!r} points outside {folder}; refused (names are "
+                        "relative to it)")
+    path = folder / name
+    if path.is_symlink() and not path.resolve().is_relative_to(folder.resolve()):
+        raise DataError(f"{source}: {path} is a symlink to {path.resolve()}, outside {folder}; refused "
+                        "(copy the file into the dataset instead)")
+    return path
 
 
 def files_by_stem(folder: Path, extensions: tuple[str, ...]) -> dict[str, Path]:

@@ -196,7 +196,7 @@ def index_json(path: Path, data: dict, image_dir: Path, values: dict[Any, int]
     listing = _Listing()
     samples, records = [], {}
     for image_id, entry in images.items():
-        image = image_dir / entry["file_name"]
+        image = base.safe_join(image_dir, entry["file_name"], path)
         if not listing.exists(image):
             raise DataError(f"{path}: COCO annotation pointing at a missing image: image id {image_id!r} expects "
                             f"{image}; add the image or remove it from the JSON")

@@ -69,10 +69,14 @@ class CocoReader(SampleReader):
         rles.sort(key=lambda r: r[0])
         label = np.zeros((height, width), np.uint16)
         ignore = np.zeros((height, width), bool)
-        for _, value, crowd, rle in rles:
+        for (_, _, tie), value, crowd, rle in rles:
             with warnings.catch_warnings():  # pycocotools 2.0.11 under numpy 2 warns on every decode
                 warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
-                region = api.decode(rle).astype(bool)
+                try:
+                    region = api.decode(rle).astype(bool)
+                except ValueError:  # counts that do not add up to height x width (a hostile or broken file)
+                    raise DataError(f"{sample.mask}: annotation {tie}: its RLE does not cover the {width}x{height} "
+                                    "image exactly (corrupt counts); fix or remove the annotation") from None
             if crowd and self.crowd == "ignore":
                 ignore |= region
             else:
@@ -80,6 +84,10 @@ class CocoReader(SampleReader):
         ids = to_class_ids(label, self.classes, where, self.lut)
         ids[ignore] = MASK_IGNORE
         return ids
+
+
+def _coordinate(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 1e7  # False for NaN
 
 
 def to_rle(api, segmentation: Any, height: int, width: int, where: str) -> dict | None:
@@ -93,6 +101,10 @@ def to_rle(api, segmentation: Any, height: int, width: int, where: str) -> dict 
             if not all(isinstance(p, list) for p in segmentation):
                 raise DataError(f"{where}: segmentation is a list but not of polygons ([x1, y1, x2, y2, ...])")
             polygons = [p for p in segmentation if len(p) >= 6]
+            if not all(_coordinate(v) for p in polygons for v in p):
+                # pycocotools' C rasteriser crashes the process (SIGSEGV) on NaN, inf or huge coordinates.
+                raise DataError(f"{where}: a polygon coordinate is not a finite number of pixels (NaN, inf, text "
+                                "or beyond 10^7); fix or remove the annotation")
             return api.merge(api.frPyObjects(polygons, height, width)) if polygons else None
         if isinstance(segmentation, dict) and "counts" in segmentation:
             size = segmentation.get("size")
@@ -106,6 +118,6 @@ def to_rle(api, segmentation: Any, height: int, width: int, where: str) -> dict 
                 rle = {"size": [height, width], "counts": counts.encode() if isinstance(counts, str) else counts}
                 api.area(rle)  # validates the string
                 return rle
-    except (ValueError, TypeError, IndexError) as e:
+    except (ValueError, TypeError, IndexError, OverflowError) as e:  # OverflowError: negative RLE counts
         raise DataError(f"{where}: cannot decode the segmentation ({e})") from None
     raise DataError(f"{where}: segmentation is neither polygons nor an RLE object with size and counts")
