@@ -13,17 +13,24 @@ import torch
 import torch.nn as nn
 
 from pixelwise.models import create_model
+from pixelwise.models.cpu_kernels import depthwise_in_fp32
 from pixelwise.training.config import TrainConfig
 from pixelwise.training.finetune import encoder_of, parameter_groups
 
 
-def build_model(cfg: TrainConfig, num_classes: int, channels_last: bool) -> nn.Module:
-    """A new model of the recipe's architecture (with its pretrained encoder weights, if any)."""
+def build_model(cfg: TrainConfig, num_classes: int, channels_last: bool, cpu_bf16: bool = False) -> nn.Module:
+    """A new model of the recipe's architecture (with its pretrained encoder weights, if any).
+
+    ``cpu_bf16``: training runs under CPU bf16 autocast, where depthwise convolutions are faster in fp32
+    (see :mod:`pixelwise.models.cpu_kernels`).
+    """
     kwargs = dict(cfg.model_kwargs)
     kwargs.update({"num_classes": num_classes, "encoder": cfg.encoder, "encoder_weights": cfg.encoder_weights})
     model = create_model(cfg.model, **kwargs)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if cpu_bf16:
+        depthwise_in_fp32(model)
     if cfg.freeze_encoder_epochs:
         encoder_of(model)  # fail now, not after the first epoch, when the model has no encoder
     return model
@@ -40,8 +47,8 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, fused=True)
 
 
-def build_model_and_optimizer(cfg: TrainConfig, num_classes: int,
-                              channels_last: bool) -> tuple[nn.Module, torch.optim.Optimizer]:
+def build_model_and_optimizer(cfg: TrainConfig, num_classes: int, channels_last: bool,
+                              cpu_bf16: bool = False) -> tuple[nn.Module, torch.optim.Optimizer]:
     """The model and its optimizer; call it right after seeding, which fixes the initial weights."""
-    model = build_model(cfg, num_classes, channels_last)
+    model = build_model(cfg, num_classes, channels_last, cpu_bf16)
     return model, build_optimizer(model, cfg)

@@ -33,8 +33,11 @@ from pixelwise.core.machine import cpu_model, gpu_name, usable_cores
 from pixelwise.core.version import __version__
 from pixelwise.data.cache import cache_dir
 from pixelwise.models import create_model
+from pixelwise.models.cpu_kernels import depthwise_in_fp32
 
 PROBE_SIZE = (256, 256)
+# Part of the cache key: raise it when the training step changes speed (2: depthwise convs in fp32 on CPU bf16).
+PROBE_VERSION = 2
 PROBE_BATCH = 4
 
 
@@ -49,6 +52,8 @@ def measure_training_speed(model: str, model_kwargs: dict[str, Any], size: tuple
     channels_last = prec != "fp32"  # as the trainer does
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
+    if dev.type == "cpu" and prec == "bf16":
+        depthwise_in_fp32(net)  # as the trainer does
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=True)
     images = torch.randn(batch_size, 3, *size, device=dev)
     if channels_last:
@@ -75,7 +80,8 @@ def machine_key(precision: str, device: str) -> str:
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
     chip = gpu_name() if dev.type == "cuda" else cpu_model()
-    return f"{chip} | {usable_cores()} cores | torch {torch.__version__} | pixelwise {__version__} | {prec}"
+    return (f"{chip} | {usable_cores()} cores | torch {torch.__version__} | pixelwise {__version__} | {prec}"
+            f" | probe {PROBE_VERSION}")
 
 
 def speed_cache_path() -> Path:

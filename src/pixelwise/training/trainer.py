@@ -164,7 +164,8 @@ class Trainer:
             raise ConfigError(f"score_class '{cfg.score_class}' is not a class of this data; its classes: "
                               f"{', '.join(classes.names)}")
         set_seed(cfg.seed)  # python, numpy and torch: the same seed gives the same initial weights
-        model, optimizer = build_model_and_optimizer(cfg, classes.num_classes, self.channels_last)
+        cpu_bf16 = self.device.type == "cpu" and self.precision == "bf16"
+        model, optimizer = build_model_and_optimizer(cfg, classes.num_classes, self.channels_last, cpu_bf16)
         weights = resolve_class_weights(cfg.class_weights, self.data.train_scan, classes.names, self.log)
         self.loss_fn = build_loss(cfg.loss, classes.num_classes, weights).to(self.device)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
