@@ -3,6 +3,7 @@ no traceback, the run's previous best.safetensors and last/ untouched and no hal
 
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
 import signal
@@ -57,14 +58,34 @@ def test_a_file_where_the_run_folder_should_be(tiny_data, tmp_path):
     assert (tmp_path / "runs").read_text() == "a file, not a folder"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def without_dac_override() -> None:
+    """In the child, before exec: drop CAP_DAC_OVERRIDE from the bounding set, so that even root obeys a
+    folder's permission bits (root otherwise writes into a 0555 folder, and CI runs as root)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(24, 1, 0, 0, 0) != 0:  # PR_CAPBSET_DROP, CAP_DAC_OVERRIDE
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+def permission_bits_bind() -> bool:
+    """Whether a child process can be made to obey permission bits (always for non-root users)."""
+    if os.geteuid() != 0:
+        return True
+    try:
+        return subprocess.run(["true"], preexec_fn=without_dac_override).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.mark.skipif(not permission_bits_bind(), reason="root without CAP_SETPCAP ignores permission bits")
 def test_a_read_only_output_folder(tiny_data, tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o555)
     try:
-        result = run_main("train", "--data", str(tiny_data), "--out", str(locked / "run"), "--epochs", "1",
-                          "--img-size", "32x48", "--workers", "0", "--no-progress", "--device", "cpu")
+        result = subprocess.run([sys.executable, "-m", "pixelwise", "train", "--data", str(tiny_data), "--out",
+                                 str(locked / "run"), "--epochs", "1", "--img-size", "32x48", "--workers", "0",
+                                 "--no-progress", "--device", "cpu"], capture_output=True, text=True, timeout=300,
+                                preexec_fn=without_dac_override if os.geteuid() == 0 else None)
     finally:
         locked.chmod(0o755)
     assert_one_line_error(result, str(locked / "run"), "ermission denied")
