@@ -109,7 +109,7 @@ def test_epoch_sampler_shards_cover_an_epoch_once():
 
 def test_crops_at_native_size_train_and_set_tiled_prediction_in_the_checkpoint(tiny_data, tmp_path):
     """img_size None + crop_size: training batches are crops, validation scores whole images at their own
-    size, and the checkpoint tells the predictor to tile with the crop's size."""
+    size, and the checkpoint tells the predictor to tile with the crop's size when images are > 4 crops."""
     from pixelwise.inference.predictor import Predictor
     from pixelwise.models.checkpoint import read_meta
 
@@ -120,6 +120,8 @@ def test_crops_at_native_size_train_and_set_tiled_prediction_in_the_checkpoint(t
     assert Predictor(result.best_checkpoint, precision="fp32", tile=None).tile is None  # --tile none
     resized = train(recipe(tiny_data, tmp_path / "resized", epochs=1, crop_size=(16, 16)))
     assert read_meta(resized.best_checkpoint).tile is None  # trained at img_size: predicted whole, resized
+    small = train(recipe(tiny_data, tmp_path / "small", epochs=1, img_size=None, crop_size=(32, 48)))
+    assert read_meta(small.best_checkpoint).tile is None  # 48x64 images are 2x the crop: predicted whole
 
 
 def test_score_class_picks_the_best_epoch_and_must_be_a_class(tiny_data, tmp_path):

@@ -15,6 +15,7 @@ data: .../data (folders), 4 train / 2 val images, 6 classes...
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -115,6 +116,28 @@ def open_and_check(cfg: TrainConfig, log: Log) -> tuple[DatasetIndex, ScanResult
     if decoder is not None and decoder.summary():
         log(f"warning: {decoder.summary()}")
     return index, train_scan
+
+
+# Images trained as crops are predicted by tiles of the crop only when they hold more than this many crops'
+# pixels: whole-image prediction sees the full context (and is what validation scores), but its memory grows
+# with the image; CamVid's 360x480 frames under 240x320 crops (2.25x) are still predicted whole.
+TILE_ABOVE_CROPS = 4
+
+
+def inference_tile(img_size: tuple[int, int] | None, crop_size: tuple[int, int] | None,
+                   sizes: Counter) -> tuple[int, int] | None:
+    """The tile a checkpoint should predict with: the crop, for large images trained as crops at their own size.
+
+    >>> inference_tile(None, (512, 512), Counter({(2000, 3000): 5}))
+    (512, 512)
+    >>> inference_tile(None, (240, 320), Counter({(360, 480): 5})) is None
+    True
+    """
+    if img_size is not None or crop_size is None or not sizes:
+        return None
+    areas = sorted(h * w for (h, w), n in sizes.items() for _ in range(n))
+    median_area = areas[len(areas) // 2]
+    return crop_size if median_area > TILE_ABOVE_CROPS * crop_size[0] * crop_size[1] else None
 
 
 def prepare_data(cfg: TrainConfig, accelerator: Accelerator, log: Log) -> TrainData:

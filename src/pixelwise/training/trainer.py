@@ -45,7 +45,7 @@ from pixelwise.models.checkpoint import CheckpointMeta
 from pixelwise.training import outputs
 from pixelwise.training.batch_guard import BatchGuard
 from pixelwise.training.config import TrainConfig
-from pixelwise.training.data_setup import TrainData, prepare_data, resolve_class_weights, train_loader
+from pixelwise.training.data_setup import TrainData, inference_tile, prepare_data, resolve_class_weights, train_loader
 from pixelwise.training.distributed import SharedClock, accelerator_for, mean_across_processes, sync_buffers
 from pixelwise.training.ema import WeightAverage
 from pixelwise.training.evaluate import evaluate_model
@@ -175,7 +175,7 @@ class Trainer:
         # Only the training forward is compiled; evaluation runs the eager model (one compile, not two).
         self.forward = compile_or_eager(self.model) if cfg.compile else self.model
         # Trained on crops at native resolution: large images are then predicted by tiles of the crop's size.
-        tile = cfg.crop_size if cfg.img_size is None else None
+        tile = inference_tile(cfg.img_size, cfg.crop_size, self.data.train_scan.sizes)
         self.meta = CheckpointMeta.for_model(self.raw_model, classes, input_size=cfg.img_size, tile=tile)
         n_params = sum(p.numel() for p in self.raw_model.parameters())
         self.state = self._start_or_resume()
