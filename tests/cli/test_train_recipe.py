@@ -45,6 +45,7 @@ FIELD_FLAGS: dict[str, tuple[list[str], object]] = {
     "out": (["--out", "runs/x"], "runs/x"),
     "progress": (["--no-progress"], False),
     "save_every": (["--save-every", "500steps"], "500steps"),
+    "init_from": (["--init-from", "runs/a/best.safetensors"], "runs/a/best.safetensors"),
     "max_bad_batches": (["--max-bad-batches", "3"], 3),
 }
 

@@ -56,6 +56,8 @@ def train(
     model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
     encoder: Annotated[str | None, typer.Option(help="timm encoder, e.g. resnet34.")] = None,
     encoder_weights: Annotated[str | None, typer.Option(help="none, imagenet or a weights file.")] = None,
+    init_from: Annotated[str | None, typer.Option(help=(
+        "Start from this checkpoint's weights (same model and classes), e.g. to fine-tune at another size."))] = None,
     encoder_lr_mult: Annotated[float | None, typer.Option(help="Encoder learning rate = lr x this.")] = None,
     freeze_encoder_epochs: Annotated[int | None, typer.Option(
         help="Train only the decoder for the first N epochs.")] = None,

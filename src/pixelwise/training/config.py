@@ -90,6 +90,9 @@ class TrainConfig(BaseModel):
     encoder: str | None = None
     encoder_weights: str | None = None  # none | PATH | imagenet
     model_kwargs: dict[str, Any] = Field(default_factory=dict)  # e.g. {base_filters: 32, depth: 4}
+    # Start from the weights of a pixelwise checkpoint of the same model and classes: e.g. a short fine-tune at
+    # full resolution of a run trained longer at a lower one (the schedule and optimizer start afresh).
+    init_from: str | None = None
     # Fine-tuning a pretrained encoder (see training/finetune.py): its learning rate is lr times this,
     # and it is frozen (decoder only) for the first this-many epochs.
     encoder_lr_mult: float = Field(1.0, gt=0)

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
+from pixelwise.core.errors import CheckpointError, ConfigError
 from pixelwise.models import create_model
+from pixelwise.models.checkpoint import read_meta
 from pixelwise.models.cpu_kernels import depthwise_in_fp32
 from pixelwise.training.config import TrainConfig
 from pixelwise.training.finetune import encoder_of, parameter_groups
@@ -29,11 +33,27 @@ def build_model(cfg: TrainConfig, num_classes: int, channels_last: bool, cpu_bf1
     model = create_model(cfg.model, **kwargs)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if cfg.init_from:
+        load_init_weights(model, cfg.init_from)
     if cpu_bf16:
         depthwise_in_fp32(model)
     if cfg.freeze_encoder_epochs:
         encoder_of(model)  # fail now, not after the first epoch, when the model has no encoder
     return model
+
+
+def load_init_weights(model: nn.Module, path: str) -> None:
+    """Load the weights of the pixelwise checkpoint ``path`` into ``model``, which must be the same architecture
+    with the same classes (a :class:`ConfigError` naming both otherwise)."""
+    meta = read_meta(path)
+    ours = {k: v for k, v in model.init_kwargs.items() if k != "encoder_weights"}
+    if meta.model != model.model_name or meta.model_kwargs != ours:
+        raise ConfigError(f"{path}: init_from holds a '{meta.model}' model {meta.model_kwargs}, this recipe builds "
+                          f"'{model.model_name}' {ours}; use a checkpoint of the same model and classes")
+    try:
+        model.load_state_dict(load_file(path))
+    except (SafetensorError, RuntimeError, OSError) as e:
+        raise CheckpointError(f"{path}: weights cannot be loaded ({str(e).splitlines()[0][:200]})") from None
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
