@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pixelwise.core.constants import MAX_CLASSES
 from pixelwise.core.errors import DataError
+from pixelwise.core.files import write_text
 from pixelwise.core.registry import Registry
 from pixelwise.core.yamlfile import read_yaml
 
@@ -103,7 +104,7 @@ class ClassSpec(BaseModel):
             data["ignore_index"] = self.ignore_index
         if self.values is not None:
             data["values"] = list(self.values)
-        Path(path).write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+        write_text(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=None))  # all or nothing
 
 
 def default_palette(n: int) -> list[tuple[int, int, int]]:
