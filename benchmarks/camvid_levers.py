@@ -1,0 +1,155 @@
+"""CamVid one-variable comparisons: the 60-minute recipe with one thing changed, each run alone on the machine.
+
+Each lever is a base recipe (``configs/camvid.yaml`` unless ``--base`` names another) with a few keys
+overridden. The script trains it (``pixelwise train``, the lever's own run folder), scores the best
+checkpoint on val plainly and with flip TTA (``pixelwise evaluate``), and appends one JSON line to
+``RUNS/results.jsonl``: the CPU and its instructions, epochs, wall time, val mIoU and per-class IoU, TTA mIoU.
+Nothing else may run on the machine meanwhile: on 2 cores another job slows training far more than its
+share, and a run that got fewer epochs scores lower for that reason alone.
+
+    python benchmarks/camvid_levers.py --list
+    python benchmarks/camvid_levers.py native-crops lite1 --runs runs/levers      # one after the other
+    python benchmarks/camvid_levers.py --table runs/levers/results.jsonl           # the README's table
+
+Compare levers only within one machine type (the ``cpu`` field): the same recipe trained 44 epochs on one
+2-core CPU and 75 on another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from pixelwise.core.machine import machine_facts
+
+BASE = "configs/camvid.yaml"
+# name -> (what changes, recipe keys overridden). "augment" overrides are merged into the base's augment. A list
+# of overrides is a run in stages, each starting from the previous stage's best weights (init_from).
+LEVERS: dict[str, tuple[str, dict | list[dict]]] = {
+    "baseline": ("configs/camvid.yaml as it is", {}),
+    "native-crops": ("240x320 crops of the native 360x480 frames instead of frames resized to 240x320",
+                     {"img_size": "none", "crop_size": "240x320"}),
+    "native-full": ("whole frames at the native 360x480", {"img_size": "360x480"}),
+    "lite1": ("encoder EfficientNet-Lite1 (ImageNet)", {"encoder": "efficientnet_lite1"}),
+    "lite2": ("encoder EfficientNet-Lite2 (ImageNet)", {"encoder": "efficientnet_lite2"}),
+    "lovasz": ("loss CE + Lovasz-softmax", {"loss": "ce+lovasz"}),
+    "ohem": ("loss OHEM CE (the hardest pixels)", {"loss": "ohem"}),
+    "rare-crops": ("half the crops centred on a rare class", {"augment": {"rare_class_crops": 0.5}}),
+    "ema": ("validate and keep an EMA of the weights (decay 0.999)", {"ema": 0.999}),
+    "low-res-then-native": ("45 minutes at 180x240, then 15 at 240x320 crops of the native frames (lr / 2)",
+                            [{"img_size": "180x240", "time_budget": "45m"},
+                             {"img_size": "none", "crop_size": "240x320", "time_budget": "15m", "lr_scale": 0.5}]),
+}
+
+
+def recipe_for(base: str, overrides: dict, data: str | None) -> dict:
+    """The base recipe with ``overrides`` applied (``lr_scale`` multiplies the base's lr)."""
+    recipe = yaml.safe_load(Path(base).read_text())
+    for key, value in overrides.items():
+        if key == "augment":
+            recipe["augment"] = {**recipe.get("augment", {}), **value}
+        elif key == "lr_scale":
+            recipe["lr"] = recipe["lr"] * value
+        else:
+            recipe[key] = value
+    if data:
+        recipe["data"] = data
+    return recipe
+
+
+def train_stages(lever: str, base: str, out: Path, data: str | None) -> dict:
+    """Train the lever (each stage from the previous one's best weights); the last stage's recipe."""
+    overrides = LEVERS[lever][1]
+    stages = overrides if isinstance(overrides, list) else [overrides]
+    init = None
+    for k, stage in enumerate(stages, 1):
+        recipe = recipe_for(base, {**stage, **({"init_from": init} if init else {})}, data)
+        stage_out = out if k == len(stages) else out / f"stage{k}"
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            yaml.safe_dump(recipe, f)
+        subprocess.run(["pixelwise", "train", "--config", f.name, "--out", str(stage_out), "--no-progress"],
+                       check=True)
+        init = str(stage_out / "best.safetensors")
+    return recipe
+
+
+def epochs_and_minutes(out: Path) -> tuple[int, float]:
+    """Epochs trained and training minutes (metrics.csv's last elapsed_s), over every stage of a run."""
+    epochs, minutes = 0, 0.0
+    for metrics in sorted(out.glob("stage*/metrics.csv")) + [out / "metrics.csv"]:
+        rows = [line.split(",") for line in metrics.read_text().splitlines()[1:] if line.strip()]
+        epochs, minutes = epochs + len(rows), minutes + float(rows[-1][-1]) / 60
+    return epochs, round(minutes, 1)
+
+
+def run_lever(lever: str, base: str, runs: Path, data: str | None, score_only: bool = False) -> dict:
+    """Train the lever's recipe (unless ``score_only``: its run folder is already trained), score it plainly
+    and with flip TTA; the result line."""
+    out = runs / lever
+    last_stage = LEVERS[lever][1][-1] if isinstance(LEVERS[lever][1], list) else LEVERS[lever][1]
+    recipe = recipe_for(base, last_stage, data) if score_only else train_stages(lever, base, out, data)
+    scores = {}
+    for name, extra in (("plain", []), ("tta_flip", ["--tta-flip"])):
+        subprocess.run(["pixelwise", "evaluate", str(out / "best.safetensors"), "--data", recipe["data"],
+                        "--split", "val", *extra], check=True, stdout=subprocess.DEVNULL)
+        scores[name] = json.loads((out / f"eval_val{'_tta' if extra else ''}.json").read_text())
+    epochs, minutes = epochs_and_minutes(out)
+    return {"lever": lever, "change": LEVERS[lever][0], "base": base, "recipe": recipe, "machine": machine_facts(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "epochs": epochs, "train_min": minutes,
+            "val": scores["plain"], "val_tta_flip": scores["tta_flip"]}
+
+
+def table(results: Path) -> str:
+    """Markdown rows (lever, change, CPU, epochs, val mIoU, pole/sign/pedestrian IoU, + flip TTA)."""
+    lines = ["| lever | what changes | CPU | epochs | val mIoU | pole | sign | pedestrian | + flip TTA |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for line in results.read_text().splitlines():
+        r = json.loads(line)
+        iou = r["val"]["per_class"]
+        m = r["machine"]
+        cpu = f"{m['cores']}-core {'AMX' if m['amx'] else 'AVX-512-BF16' if m['avx512_bf16'] else 'no bf16'}"
+        lines.append(f"| {r['lever']} | {r['change']} | {cpu} | {r['epochs']} | {100 * r['val']['miou']:.1f} | "
+                     + " | ".join(f"{100 * iou[c]['iou']:.1f}" for c in ("pole", "sign", "pedestrian"))
+                     + f" | {100 * r['val_tta_flip']['miou']:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("levers", nargs="*")
+    parser.add_argument("--base", default=BASE, help="the recipe the levers change")
+    parser.add_argument("--runs", type=Path, default=Path("runs/levers"))
+    parser.add_argument("--data", help="CamVid folder (default: the recipe's)")
+    parser.add_argument("--list", action="store_true")
+    parser.add_argument("--score-only", action="store_true", help="score runs already trained in RUNS/LEVER")
+    parser.add_argument("--table", type=Path, help="print the markdown table of a results.jsonl")
+    args = parser.parse_args()
+    if args.list:
+        print("\n".join(f"{name}: {change}" for name, (change, _) in LEVERS.items()))
+        return 0
+    if args.table:
+        print(table(args.table))
+        return 0
+    unknown = [lever for lever in args.levers if lever not in LEVERS]
+    if unknown:
+        print(f"error: unknown lever(s) {', '.join(unknown)}; --list shows them", file=sys.stderr)
+        return 2
+    args.runs.mkdir(parents=True, exist_ok=True)
+    for lever in args.levers:
+        result = run_lever(lever, args.base, args.runs, args.data, args.score_only)
+        with (args.runs / "results.jsonl").open("a") as f:
+            f.write(json.dumps(result) + "\n")
+        print(f"{lever}: val mIoU {100 * result['val']['miou']:.2f}%, flip TTA "
+              f"{100 * result['val_tta_flip']['miou']:.2f}%, {result['epochs']} epochs")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
