@@ -64,13 +64,17 @@ def recipe_for(base: str, overrides: dict, data: str | None) -> dict:
     return recipe
 
 
-def train_stages(lever: str, base: str, out: Path, data: str | None) -> dict:
-    """Train the lever (each stage from the previous one's best weights); the last stage's recipe."""
+def train_stages(lever: str, base: str, out: Path, data: str | None, epochs: int | None = None,
+                 time_cap: str | None = None) -> dict:
+    """Train the lever (each stage from the previous one's best weights); the last stage's recipe.
+    ``epochs`` (one-stage levers): that many epochs instead of the time budget, stopped at ``time_cap``."""
     overrides = LEVERS[lever][1]
     stages = overrides if isinstance(overrides, list) else [overrides]
     init = None
     for k, stage in enumerate(stages, 1):
         recipe = recipe_for(base, {**stage, **({"init_from": init} if init else {})}, data)
+        if epochs:
+            recipe["epochs"], recipe["time_budget"] = epochs, time_cap
         stage_out = out if k == len(stages) else out / f"stage{k}"
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
             yaml.safe_dump(recipe, f)
@@ -89,12 +93,14 @@ def epochs_and_minutes(out: Path) -> tuple[int, float]:
     return epochs, round(minutes, 1)
 
 
-def run_lever(lever: str, base: str, runs: Path, data: str | None, score_only: bool = False) -> dict:
+def run_lever(lever: str, base: str, runs: Path, data: str | None, score_only: bool = False,
+              epochs: int | None = None, time_cap: str | None = None) -> dict:
     """Train the lever's recipe (unless ``score_only``: its run folder is already trained), score it plainly
     and with flip TTA; the result line."""
     out = runs / lever
     last_stage = LEVERS[lever][1][-1] if isinstance(LEVERS[lever][1], list) else LEVERS[lever][1]
-    recipe = recipe_for(base, last_stage, data) if score_only else train_stages(lever, base, out, data)
+    recipe = recipe_for(base, last_stage, data) if score_only else train_stages(lever, base, out, data, epochs,
+                                                                                           time_cap)
     scores = {}
     for name, extra in (("plain", []), ("tta_flip", ["--tta-flip"])):
         subprocess.run(["pixelwise", "evaluate", str(out / "best.safetensors"), "--data", recipe["data"],
@@ -103,6 +109,7 @@ def run_lever(lever: str, base: str, runs: Path, data: str | None, score_only: b
     epochs, minutes = epochs_and_minutes(out)
     return {"lever": lever, "change": LEVERS[lever][0], "base": base, "recipe": recipe, "machine": machine_facts(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "epochs": epochs, "train_min": minutes,
+            "budget": recipe.get("time_budget") if not recipe.get("epochs") else f"{recipe['epochs']} epochs",
             "val": scores["plain"], "val_tta_flip": scores["tta_flip"]}
 
 
@@ -128,6 +135,10 @@ def main() -> int:
     parser.add_argument("--runs", type=Path, default=Path("runs/levers"))
     parser.add_argument("--data", help="CamVid folder (default: the recipe's)")
     parser.add_argument("--list", action="store_true")
+    parser.add_argument("--epochs", type=int, help=(
+        "train this many epochs, not for the recipe's time budget: the host's speed varies (a 2-core VM ran the "
+        "same step 30%% slower an hour later), so equal epochs compare levers of equal step cost more fairly"))
+    parser.add_argument("--time-cap", help="with --epochs: stop anyway after this long, e.g. 75m")
     parser.add_argument("--score-only", action="store_true", help="score runs already trained in RUNS/LEVER")
     parser.add_argument("--table", type=Path, help="print the markdown table of a results.jsonl")
     args = parser.parse_args()
@@ -143,7 +154,7 @@ def main() -> int:
         return 2
     args.runs.mkdir(parents=True, exist_ok=True)
     for lever in args.levers:
-        result = run_lever(lever, args.base, args.runs, args.data, args.score_only)
+        result = run_lever(lever, args.base, args.runs, args.data, args.score_only, args.epochs, args.time_cap)
         with (args.runs / "results.jsonl").open("a") as f:
             f.write(json.dumps(result) + "\n")
         print(f"{lever}: val mIoU {100 * result['val']['miou']:.2f}%, flip TTA "
