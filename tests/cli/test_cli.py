@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixelwise.testing import run_cli, run_main
+from pixelwise.testing import assert_one_line_error, run_cli, run_main
 
 TRAIN = ["--img-size", "32x48", "--batch-size", "4", "--workers", "0", "--no-progress", "--precision", "fp32"]
 
@@ -68,15 +68,6 @@ def test_models_lists_every_registered_model():
     out = run_main("models")
     listed = [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
     assert out.returncode == 0 and listed == pixelwise.list_models() and "unet" in listed
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def copy_data(src, dst):

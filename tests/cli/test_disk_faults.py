@@ -13,18 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pixelwise.testing import TINY_MODEL, run_main
+from pixelwise.testing import TINY_MODEL, assert_one_line_error, run_main
 from pixelwise.training.config import TrainConfig
 from pixelwise.training.trainer import train
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def snapshot(run: Path) -> dict[str, bytes]:

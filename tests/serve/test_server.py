@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from pixelwise.testing import run_main
+from pixelwise.testing import assert_one_line_error, run_main
 
 
 def start(checkpoint, *options: str) -> tuple[subprocess.Popen, str]:
@@ -102,14 +102,6 @@ def test_ctrl_c_stops_with_exit_0(served_checkpoint):
         process.kill()
         process.wait()
     assert "Traceback" not in process.stderr.read()
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_bad_command_lines(served_checkpoint, tmp_path, monkeypatch):

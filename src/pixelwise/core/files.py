@@ -36,6 +36,19 @@ def make_readable(path: str | Path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
+def _staging_beside(dest: Path) -> Path:
+    """A new private hidden folder ``.<name>-*.partial`` beside ``dest``, on the same file system (one rename)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{dest.name}-", suffix=".partial", dir=dest.parent))
+
+
+def _make_folder_readable(folder: Path) -> None:
+    """mkdtemp makes a folder private; a result folder is readable like any other (umask applies)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+
+
 def fsync_path(path: str | Path) -> None:
     """Flush a file, or a folder's entries, to disk (a no-op where the OS cannot open folders)."""
     try:
@@ -150,13 +163,10 @@ def staged_folder(dest: str | Path) -> Iterator[Path]:
     ['classes.yaml']
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", suffix=".partial", dir=dest.parent))
+    staging = _staging_beside(dest)
     try:
         yield staging
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; a result folder is readable like any other
+        _make_folder_readable(staging)
         publish_folder(staging, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -229,13 +239,10 @@ def replaced_folder(dest: str | Path) -> Iterator[Path]:
     ('2', ['last'])
     """
     dest = recover_folder(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", suffix=".partial", dir=dest.parent))
+    staging = _staging_beside(dest)
     try:
         yield staging
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)
+        _make_folder_readable(staging)
         for file in staging.rglob("*"):
             if file.is_file():
                 fsync_path(file)
