@@ -191,6 +191,39 @@ def test_lovasz_of_hard_predictions_is_the_jaccard_loss():
     assert float(LovaszSoftmaxLoss()(logits, target)) == pytest.approx(1 - sum(ious) / 2, abs=1e-4)
 
 
+def _lovasz_one_class_at_a_time(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The paper's reference form: a loop over the present classes, each sorted on its own."""
+    probs = logits.softmax(dim=1).permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
+    labels = target.reshape(-1)
+    probs, labels = probs[labels != -1], labels[labels != -1]
+    losses = []
+    for c in labels.unique().tolist():
+        truth = (labels == c).float()
+        errors, order = (truth - probs[:, c]).abs().sort(descending=True)
+        truth = truth[order]
+        jaccard = 1 - (truth.sum() - truth.cumsum(0)) / (truth.sum() + (1 - truth).cumsum(0))
+        jaccard[1:] = jaccard[1:] - jaccard[:-1].clone()
+        losses.append(torch.dot(errors, jaccard))
+    return torch.stack(losses).mean()
+
+
+def test_lovasz_batched_over_classes_equals_the_per_class_loop():
+    """All classes sorted in one batch give the reference's value and gradient (classes 2 and 4 absent)."""
+    from pixelwise.training.losses.lovasz import LovaszSoftmaxLoss
+
+    torch.manual_seed(0)
+    target = torch.randint(0, 4, (2, 12, 16))
+    target[target == 2] = 3
+    target[:, :3] = -1
+    logits = torch.randn(2, 5, 12, 16, requires_grad=True)
+    reference = logits.detach().clone().requires_grad_(True)
+    loss, expected = LovaszSoftmaxLoss()(logits, target), _lovasz_one_class_at_a_time(reference, target)
+    loss.backward()
+    expected.backward()
+    assert float(loss) == pytest.approx(float(expected), abs=1e-6)
+    assert torch.allclose(logits.grad, reference.grad, atol=1e-7)
+
+
 def test_ohem_averages_only_the_hardest_pixels():
     from pixelwise.training.losses.ohem import OhemCrossEntropyLoss
 
