@@ -146,3 +146,16 @@ def test_train_plans_without_a_recipe_and_records_planned_and_given(tiny_data, t
     config = (run / "config.yaml").read_text()
     assert "img_size:" in config and "# given" in config and "# planned:" in config
     assert yaml.safe_load((run / "plan.yaml").read_text())[0]["key"]
+
+
+def test_rare_class_crops_for_imbalanced_many_class_data_only():
+    """Half the crops centre on the rare classes when one class has > 20x another's pixels and there are more
+    than two classes; balanced or binary data keep plain random crops."""
+    imbalanced = [ClassStats("road", 0.7, 1.0, 20.0, 100.0, 5e4), ClassStats("car", 0.28, 0.9, 8.0, 30.0, 1e4),
+                  ClassStats("pole", 0.02, 0.9, 1.0, 3.0, 400.0)]
+    plan = make_plan(fingerprint(classes=imbalanced), machine(), 900)
+    assert plan.value("augment")["rare_class_crops"] == 0.5
+    assert "pole" in next(r["reason"] for r in plan.records() if r["key"] == "augment")
+    assert "rare_class_crops" not in make_plan(fingerprint(), machine(), 900).value("augment")  # 6x: balanced
+    binary = [ClassStats("background", 0.99, 1.0, 20.0, 100.0, 5e4), ClassStats("crack", 0.01, 0.9, 1.0, 3.0, 40.0)]
+    assert "rare_class_crops" not in make_plan(fingerprint(classes=binary), machine(), 900).value("augment")

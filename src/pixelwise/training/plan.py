@@ -36,6 +36,7 @@ import yaml
 
 from pixelwise.core.registry import Registry
 from pixelwise.data.fingerprint import Fingerprint
+from pixelwise.data.transforms import rare_classes
 
 # Pretrained encoders the planner chooses among, smallest first (ImageNet top-1: 75.1, 76.4, 77.6 %).
 ENCODERS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
@@ -62,6 +63,10 @@ CROP_SPLIT = 2.0
 # Class balance: weights when the commonest class has this many times the pixels of the rarest one seen.
 # CamVid's road/bicyclist is ~110; the two-class sets here are 4-6 (binary problems take CE + Dice anyway).
 IMBALANCE = 20.0
+# Share of the training crops centred on a pixel of a rare class, for imbalanced many-class data. On CamVid
+# (55 epochs each, one run each, 2-core AMX Xeon) half the crops so placed gave 67.2% val mIoU against 66.6%,
+# sign +5.3 IoU, and 68.3% against 67.1% with flip TTA, at no cost in speed (README, "Levers, one at a time").
+RARE_CROPS = 0.5
 
 
 @dataclass
@@ -296,7 +301,9 @@ def plan_augment(plan: Plan, machine: MachineFacts) -> None:
     """Stronger colour and noise augmentation for fewer images: small datasets overfit first. The zoom range
     stays 0.75-1.5 for them (nnU-Net uses 0.7-1.4 on every dataset): zooming out by 2 would halve thin
     structures below the width the size rule keeps. On the 23 membrane slices a 0.5-2.0 range cost ~1.5
-    points of membrane Dice in 15 minutes."""
+    points of membrane Dice in 15 minutes. Imbalanced data with more than two classes: half the crops are
+    centred on a pixel of a rare class (one with under half an equal share of the pixels), so every batch
+    shows the poles and signs a random crop mostly misses (see RARE_CROPS)."""
     n = plan.fingerprint.num_images
     if n < SMALL_DATASET:
         augment, why = {"scale": (0.75, 1.5), "hflip": True, "color_jitter": 0.3, "noise": 0.03}, "strong"
@@ -304,4 +311,12 @@ def plan_augment(plan: Plan, machine: MachineFacts) -> None:
         augment, why = {"scale": (0.75, 1.5), "hflip": True, "color_jitter": 0.2, "noise": 0.03}, "medium"
     else:
         augment, why = {"scale": (0.9, 1.25), "hflip": True, "color_jitter": 0.1, "noise": 0.0}, "mild"
-    plan.set("augment", augment, f"{why}: {n} training images")
+    why = f"{why}: {n} training images"
+    fp = plan.fingerprint
+    shares = [c.pixel_share for c in fp.classes]
+    rare = [fp.classes[c].name for c in rare_classes(shares)]
+    seen = [share for share in shares if share > 0]
+    if fp.num_classes > 2 and rare and max(seen) / min(seen) > IMBALANCE:
+        augment["rare_class_crops"] = RARE_CROPS
+        why += f"; {100 * RARE_CROPS:.0f}% of crops centred on a rare class ({', '.join(rare)})"
+    plan.set("augment", augment, why)
