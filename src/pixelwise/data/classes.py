@@ -127,11 +127,46 @@ def load_classes(path: str | Path) -> ClassSpec:
     path = Path(path)
     data = read_yaml(path, DataError, "classes file not found; write one or pass --classes PRESET")
     try:
-        return ClassSpec.model_validate(data)
+        spec = ClassSpec.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "top level"
         raise DataError(f"{path}: {where}: {err['msg']} (see the classes.yaml schema in the README)") from None
+    check_distinct(spec, path)
+    return spec
+
+
+def check_distinct(spec: ClassSpec, source: str | Path) -> None:
+    """Raise a DataError naming both classes when two share a name, or a colour.
+
+    Two classes of one name make every report and prediction ambiguous; two of one colour make a colour
+    mask ambiguous (the lower id takes every pixel of it) and a painted prediction unreadable. One
+    exception: a built-in preset's own table, as ``datasets convert`` writes it. The official Cityscapes
+    label-id table gives ids 0..4 (all void) one colour, and 'pole' and 'polegroup' another; those
+    colours are kept because colour masks painted with that table use them.
+
+    >>> check_distinct(ClassSpec.from_lists(["car", "car"]), "c.yaml")
+    Traceback (most recent call last):
+    ...
+    pixelwise.core.errors.DataError: c.yaml: classes 0 'car' and 1 'car' share the name 'car'; rename one
+    """
+    for what, fix in (("name", "rename one"), ("colour", "give one another colour")):
+        if what == "colour" and _is_preset_table(spec):
+            continue
+        first: dict[object, int] = {}
+        for i, info in enumerate(spec.classes):
+            key = info.name if what == "name" else info.color
+            if key in first:
+                j = first[key]
+                shown = repr(key) if what == "name" else str(list(key))
+                raise DataError(f"{source}: classes {j} {spec.classes[j].name!r} and {i} {info.name!r} share the "
+                                f"{what} {shown}; {fix}")
+            first[key] = i
+
+
+def _is_preset_table(spec: ClassSpec) -> bool:
+    """The classes (names and colours, in order) are those of a registered preset."""
+    return any(spec.classes == PRESETS.get(name).classes for name in PRESETS.names())
 
 
 # Named class lists (``--classes camvid``). Registered by the modules that define them (data/presets.py,

@@ -137,20 +137,22 @@ class LookupReader(SampleReader):
 class ColorMaskReader(SampleReader):
     """Colour masks: every pixel painted with its class colour, matched to the nearest palette colour.
 
-    Pixels farther than ``tolerance`` from every colour are ignored and counted (see
+    Masks saved as JPEG are matched on luma more than chroma (see
+    :func:`~pixelwise.data.colors.jpeg_colors_to_ids`), others by RGB distance. Pixels farther than
+    ``tolerance`` from every colour are ignored and counted (see
     :class:`~pixelwise.data.colors.ColorMaskDecoder`); a mask that mostly matches nothing is an error.
     """
 
     def __init__(self, classes: ClassSpec, tolerance: float = COLOR_TOLERANCE) -> None:
-        from pixelwise.data.colors import ColorMaskDecoder
+        from pixelwise.data.colors import JPEG_CHROMA_WEIGHT, ColorMaskDecoder
 
         super().__init__(classes)
         self.decoder = ColorMaskDecoder(classes, tolerance)
+        self.jpeg_chroma_weight = JPEG_CHROMA_WEIGHT  # a reader attribute, so the data cache's key follows it
 
     def decode(self, mask_rgb: np.ndarray, path: str | Path) -> np.ndarray:
-        from pixelwise.data.colors import refine_boundaries
-
-        ids = refine_boundaries(mask_rgb, self.decoder(mask_rgb, path), self.classes.palette)
+        jpeg = Path(path).suffix.lower() in (".jpg", ".jpeg")
+        ids = self.decoder(mask_rgb, path, self.jpeg_chroma_weight if jpeg else None)
         # A class that is also the ignore index (a "void" colour) becomes ignore; unmatched pixels already are.
         return np.where(ids == MASK_IGNORE, MASK_IGNORE, self.lut[ids]).astype(np.uint8)
 

@@ -17,7 +17,10 @@ replaces names and colours but must keep this order. Every split's JSON must lis
 Overlaps, a fixed rule: the annotations of an image are painted in order of decreasing area (the
 ``area`` field, else the pixel count of the decoded mask; ties by annotation id), so a small object
 lying on a larger one stays visible. Crowd regions (``iscrowd: 1``) are painted after all others, as
-ignore (255, ``crowd=ignore``, the default) or as their class (``--format coco:crowd=class``).
+ignore (255, ``crowd=ignore``, the default) or as their class (``--format coco:crowd=class``). Many
+tools write per-class semantic masks as crowd RLEs, so when crowd regions make up more than half of a
+JSON's annotated area (the ``area`` fields, else pycocotools' area of the decoded segmentation) and
+``crowd=ignore``, the index carries a note saying so and naming ``crowd=class`` (train and inspect print it).
 
 Polygons, uncompressed RLE (``counts`` a list) and compressed RLE (``counts`` a string) are decoded by
 pycocotools, an optional extra (``pip install 'pixelwise[coco]'``). The JSON is read once when the
@@ -42,11 +45,12 @@ from pixelwise.core.constants import MASK_IGNORE
 from pixelwise.core.errors import DataError
 from pixelwise.data.classes import ClassSpec, default_palette
 from pixelwise.data.formats import base
-from pixelwise.data.formats.coco_masks import Annotation, CocoReader, Record, mask_api
+from pixelwise.data.formats.coco_masks import Annotation, CocoReader, Record, mask_api, to_rle
 from pixelwise.data.presets import resolve_classes
 from pixelwise.data.sample import Sample
 
 COCO_KEYS = ("images", "annotations", "categories")
+CROWD_NOTE_SHARE = 0.5  # crowd regions above this share of the annotated area: most labels would be ignored
 _YEAR = re.compile(r"^(.+?)(?:19|20)\d\d$")
 
 
@@ -245,14 +249,35 @@ def open_coco(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> 
     values = {cat_id: k + 1 for k, (cat_id, _) in enumerate(first_cats)}
     splits: dict[str, list[Sample]] = {}
     records: dict[str, dict[str, Record]] = {}
+    notes = []
     for split, path, image_dir, data in jsons:
         samples, records[str(path)] = index_json(path, data, image_dir, values)
+        share = crowd_share(path, records[str(path)])
+        if crowd == "ignore" and share > CROWD_NOTE_SHARE:
+            notes.append(f"{path}: {share:.0%} of the annotated area is crowd regions (iscrowd: 1), which become "
+                         "ignore (crowd=ignore, the default), so most labelled pixels are not trained on; keep them "
+                         "as their class with --format coco:crowd=class")
         if split:
             splits[split] = samples
         else:
             splits = base.split_samples(root, samples)
     del jsons  # the parsed JSON: only the per-image records are kept
-    return base.DatasetIndex(root, "coco", spec, splits, CocoReader(spec, records, crowd))
+    return base.DatasetIndex(root, "coco", spec, splits, CocoReader(spec, records, crowd), notes=notes)
+
+
+def crowd_share(path: Path, records: dict[str, Record]) -> float:
+    """The crowd annotations' share of the annotated area of one JSON: their ``area`` fields, else
+    pycocotools' area of the decoded segmentation (overlaps count twice, as in the ``area`` fields)."""
+    api = mask_api()
+    crowd = total = 0.0
+    for _, height, width, anns in records.values():
+        for _, is_crowd, area, tie, segmentation in anns:
+            if area is None:
+                rle = to_rle(api, segmentation, height, width, f"{path}: annotation {tie}")
+                area = float(api.area(rle)) if rle is not None else 0.0
+            total += area
+            crowd += area if is_crowd else 0.0
+    return crowd / total if total else 0.0
 
 
 def _custom_image_dir(root: Path, path: Path, data: dict) -> Path:
