@@ -39,6 +39,7 @@ import dataclasses
 import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -114,7 +115,7 @@ def image_scores(probs: torch.Tensor) -> tuple[dict[str, float], dict[str, torch
     return {name: float(m.double().mean()) for name, m in maps.items()}, maps
 
 
-def open_predictors(checkpoints: Checkpoints, num_images: int, **options) -> list[Predictor]:
+def open_predictors(checkpoints: Checkpoints, num_images: int, **options: Any) -> list[Predictor]:
     """One :class:`Predictor` per checkpoint (each model's own probabilities, not an ensemble's), all of
     one task: a checkpoint of other classes is one error line naming it and the first."""
     paths = checkpoint_paths(checkpoints)
@@ -132,7 +133,8 @@ def open_predictors(checkpoints: Checkpoints, num_images: int, **options) -> lis
 
 def rank_images(checkpoints: Checkpoints, inputs: Sequence[str | Path], by: str = "entropy",
                 maps_dir: str | Path | None = None, batch_size: int = 4, workers: int | None = None,
-                progress: bool = False, log: Callable[[str], None] | None = None, **options) -> list[RankedImage]:
+                progress: bool = False, log: Callable[[str], None] | None = None,
+                **options: Any) -> list[RankedImage]:
     """The images of ``inputs`` (files, folders, globs), most uncertain first by score ``by``.
 
     ``options`` go to each checkpoint's :class:`Predictor` (``device``, ``precision``, ``backend``, ``tile``,
