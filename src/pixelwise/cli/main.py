@@ -23,6 +23,7 @@ from pixelwise.cli.demo import demo
 from pixelwise.cli.models import models_app
 from pixelwise.cli.plan import plan
 from pixelwise.cli.predict import export, predict
+from pixelwise.cli.rank import rank
 from pixelwise.cli.serve import serve
 from pixelwise.cli.train import evaluate, train
 from pixelwise.core.errors import PixelwiseError, describe_os_error, one_line
@@ -38,7 +39,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 # `pixelwise --help` lists the commands in this order (the groups after them).
-for command in (demo, plan, train, evaluate, predict, export, serve):
+for command in (demo, plan, train, evaluate, predict, rank, export, serve):
     app.command()(command)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(models_app, name="models")
