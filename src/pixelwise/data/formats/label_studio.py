@@ -210,11 +210,13 @@ def _pick(path: Path, tasks: list[dict], source: str, annotator: str | None) -> 
     """``(task, annotation)`` of each labelled task, and which list they came from."""
     if source == "auto":
         source = "annotations" if any(t.get("annotations") for t in tasks) else "predictions"
-    key = source
+    if source == "predictions" and annotator is not None:
+        raise ConfigError(f"{path}: annotator={annotator} picks among annotations, but the predictions are read (no "
+                          "task has an annotation, or source=predictions); drop annotator=")
     picked = []
     for task in tasks:
-        items = task.get(key) or []
-        chosen = choose(items if isinstance(items, list) else [], annotator if key == "annotations" else None)
+        items = task.get(source) or []
+        chosen = choose(items if isinstance(items, list) else [], annotator)
         if chosen is not None:
             picked.append((task, chosen))
     return picked, source
