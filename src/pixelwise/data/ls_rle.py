@@ -94,11 +94,11 @@ def decode_brush(rle: Sequence[int], height: int, width: int, where: str = "") -
 
 def _fields(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The header and one repeat record per run, as ``(values, bit widths)`` of consecutive fields."""
-    flat = np.repeat(np.where(mask.ravel(), 255, 0).astype(np.int64), 4)  # R = G = B = A: like mask2rle
-    change = np.flatnonzero(np.diff(flat)) + 1
-    starts = np.concatenate(([0], change))
-    lengths = np.diff(np.concatenate((starts, [flat.size])))
-    values = flat[starts]
+    pixels = mask.ravel().astype(bool)
+    # Runs of pixels; every pixel is 4 equal values (R = G = B = A, as label_studio_converter's mask2rle).
+    starts = np.concatenate(([0], np.flatnonzero(pixels[1:] != pixels[:-1]) + 1))
+    lengths = np.diff(np.concatenate((starts, [pixels.size]))) * 4
+    values = np.where(pixels[starts], 255, 0).astype(np.int64)
     # A run longer than 2**16 values is split: the widest length field holds 16 bits.
     pieces = -(-lengths // 2**16)
     values = np.repeat(values, pieces)
@@ -107,7 +107,7 @@ def _fields(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     counts = np.minimum(run - offset * 2**16, 2**16)
     widths = np.array(_RLE_SIZES)
     size_index = np.searchsorted(2 ** widths, counts)  # the narrowest width that holds count - 1
-    header_values = [flat.size, 8 - 1, *(w - 1 for w in _RLE_SIZES)]
+    header_values = [pixels.size * 4, 8 - 1, *(w - 1 for w in _RLE_SIZES)]
     header_widths = [32, 5, 4, 4, 4, 4]
     record = np.stack([np.ones_like(counts), size_index, counts - 1, values], axis=1).ravel()
     record_widths = np.stack([np.ones_like(counts), np.full_like(counts, 2), widths[size_index],
