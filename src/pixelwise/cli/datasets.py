@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from pixelwise.cli.common import CLASSES_HELP, FORMAT_HELP, one_of
-from pixelwise.data.convert import TARGETS, convert_dataset
+from pixelwise.data.convert import convert_dataset, targets
 from pixelwise.data.download import DATASETS, download_dataset
 from pixelwise.data.fingerprint import fingerprint_dataset
 from pixelwise.data.inspect import inspect_dataset, save_shares_plot
@@ -59,18 +59,22 @@ def datasets_convert(
     to: Annotated[Path, typer.Option("--to", help="Destination folder (new or empty).")],
     format: Annotated[str, typer.Option(help=f"Source layout: {FORMAT_HELP}.")] = "auto",
     classes: Annotated[str | None, typer.Option(help=f"{CLASSES_HELP}.")] = None,
-    target: Annotated[str, typer.Option("--target", help=f"Layout to write: {one_of(TARGETS)}.")] = "folders",
+    target: Annotated[str, typer.Option("--target", help=(
+        f"Layout to write: {one_of(targets())}; a labelling tool's name writes images/ and its import file, "
+        "to correct the labels there."))] = "folders",
 ) -> None:
-    """Write a dataset in the canonical folders layout (index PNGs + classes.yaml) or as RLE CSV.
+    """Write a dataset in the canonical folders layout (index PNGs + classes.yaml), as RLE CSV, or as a
+    labelling tool's import file (Label Studio tasks, COCO, ...).
 
     \b
-    Example:
+    Examples:
       pixelwise datasets convert data/cityscapes-pix2pix --format composite --to data/cityscapes-folders
+      pixelwise datasets convert data/cells --to data/cells-ls --target label-studio
     """
     result = convert_dataset(src, to, format, classes, target)
     typer.echo(f"wrote {result.images} images to {result.destination} ({target})")
     if result.ignored_as_background:
-        typer.echo(f"note: {result.ignored_as_background} ignored pixels became background (RLE has no ignore)")
+        typer.echo(f"note: {result.ignored_as_background} ignored pixels became background ({target} has no ignore)")
 
 
 @datasets_app.command("download")

@@ -13,6 +13,7 @@ argument that is not one (an image is never a ``.safetensors``, ``.onnx`` or ``.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Annotated
 
@@ -30,10 +31,15 @@ from pixelwise.cli.common import (
     parse_scales,
     parse_size_option,
 )
+from pixelwise.core.errors import ConfigError
+from pixelwise.data.io import read_mask
+from pixelwise.data.preannotations import PreAnnotationWriter, create_preannotation_writer, list_preannotation_formats
 from pixelwise.inference.compare import compare_with_runtime
 from pixelwise.inference.export import EXPORTERS, OPSET, export_checkpoint, list_export_formats
+from pixelwise.inference.export.base import read_model_meta
 from pixelwise.inference.export.onnx_file import in_channels
-from pixelwise.inference.predictor import predict_to_folder
+from pixelwise.inference.predictor import expand_inputs, predict_to_folder
+from pixelwise.models.checkpoint import read_meta
 from pixelwise.models.ensemble import load_checkpoints
 
 
@@ -66,6 +72,10 @@ def predict(
     uncertainty: Annotated[str, typer.Option(
         help="What --save-uncertainty measures: entropy (over log(classes)) or margin (1 - the top class's "
              "probability).")] = "entropy",
+    to: Annotated[str | None, typer.Option("--to", help=(
+        f"Also write the predictions as a labelling tool's pre-annotations, to correct there: "
+        f"{one_of(list_preannotation_formats())}. With --save-uncertainty, tools that rank by a score get each "
+        "image's mean certainty."))] = None,
 ) -> None:
     """Label images; writes <name>_labels.png (class ids), <name>_color.png and <name>_overlay.png.
 
@@ -75,8 +85,10 @@ def predict(
       pixelwise predict runs/sat/best.safetensors big.tif --out preds --tile 512x512 --overlap 0.25 --tta-flip
       pixelwise predict runs/a/best.safetensors runs/b/best.safetensors photos/ --out preds    (an ensemble)
       pixelwise predict runs/camvid/best.safetensors photo.jpg --out preds --save-probs --save-uncertainty
+      pixelwise predict runs/cells/best.safetensors images/ --out preds --to label-studio
     """
     models, inputs = split_models(checkpoint, inputs)
+    writer = _preannotation_writer(to, models, out, overwrite) if to is not None else None
     tile_size = "train" if tile is None else None if tile.lower() == "none" else parse_size_option(tile, "--tile")
     if not 0 <= overlap < 1:
         raise click.BadParameter(f"{overlap} is not in [0, 1); e.g. 0.25", param_hint="--overlap")
@@ -86,6 +98,37 @@ def predict(
                                 backend=backend, compile=compile, log=typer.echo, save_probs=save_probs,
                                 save_uncertainty=uncertainty if save_uncertainty else None)
     typer.echo(f"wrote {sum(map(len, written))} files for {len(written)} images to {out}")
+    if writer is not None:
+        path = write_preannotations(writer, expand_inputs(inputs), written, out)
+        typer.echo(f"wrote {path} ({to} pre-annotations of {len(written)} images, model version "
+                   f"{writer.model_version})")
+
+
+def _preannotation_writer(to: str, models: list[Path], out: Path, overwrite: bool) -> PreAnnotationWriter:
+    """The ``--to`` writer, made before predicting so that a wrong name or a file in the way costs nothing.
+
+    Its classes are the model's; its model version names the checkpoint(s), e.g. ``camvid/best.safetensors``.
+    """
+    first = models[0]
+    meta = read_meta(first) if first.suffix.lower() == ".safetensors" else read_model_meta(first)
+    version = " + ".join(f"{m.parent.name}/{m.name}" if m.parent.name else m.name for m in models)
+    writer = create_preannotation_writer(to, meta.classes, model_version=version)
+    if (out / writer.file_name).exists() and not overwrite:
+        raise ConfigError(f"{out / writer.file_name}: already exists; choose another --out or pass --overwrite")
+    return writer
+
+
+def write_preannotations(writer: PreAnnotationWriter, images: list[Path], written: list[dict[str, Path]],
+                         out: Path) -> Path:
+    """Hand the writer each image's ``_labels.png`` as predict wrote it (and a score where it takes one:
+    1 - the mean of ``_uncertainty.png``), then write its file into ``out``."""
+    takes_score = "score" in inspect.signature(writer.add).parameters
+    for image, files in zip(images, written, strict=True):
+        extra = {}
+        if takes_score and "uncertainty" in files:
+            extra["score"] = 1.0 - float(read_mask(files["uncertainty"]).mean()) / 255.0
+        writer.add(image, read_mask(files["labels"]), **extra)
+    return writer.write(out)
 
 
 def split_models(checkpoint: Path, inputs: list[str]) -> tuple[list[Path], list[str]]:

@@ -8,6 +8,12 @@ byte when the format stores it as a plain file, else written as PNG), ``DST/mask
 ``ImageId,EncodedPixels,ClassId`` rows (Kaggle's column-major runs, one row per image and class
 present); ignored pixels cannot be stored in RLE and become background (their count is reported).
 
+A labelling tool's pre-annotation format (``label-studio``, ``coco``, ...: any name of
+:func:`~pixelwise.data.preannotations.list_preannotation_formats`): ``DST/images/`` (all splits), the
+writer's file (e.g. ``label_studio_predictions.json``) with the masks as that tool's regions,
+``DST/<split>.txt`` lists and ``DST/classes.yaml``, so the tool imports the labels for correction and the
+matching pixelwise format reads them back. Ignored pixels become background there too (counted).
+
 >>> from pixelwise.data.synthetic import write_dataset
 >>> import tempfile, os
 >>> src = write_dataset(tempfile.mkdtemp(), n_train=2, n_val=1, height=16, width=20)
@@ -30,17 +36,23 @@ from pixelwise.core.errors import ConfigError, DataError
 from pixelwise.core.files import staged_folder
 from pixelwise.data.formats import ClassesArg, open_dataset
 from pixelwise.data.io import write_png
+from pixelwise.data.preannotations import create_preannotation_writer, list_preannotation_formats
 from pixelwise.data.rle import rle_encode
 from pixelwise.data.sample import SampleReader
 
-TARGETS = ("folders", "rle-csv")
+TARGETS = ("folders", "rle-csv")  # and every pre-annotation format: see targets()
 
 
 @dataclass
 class ConvertResult:
     destination: Path
     images: int
-    ignored_as_background: int = 0  # rle-csv only
+    ignored_as_background: int = 0  # rle-csv and pre-annotation formats: they cannot store ignore
+
+
+def targets() -> list[str]:
+    """The layouts ``convert`` writes: ``folders``, ``rle-csv`` and every pre-annotation format."""
+    return [*TARGETS, *list_preannotation_formats()]
 
 
 def _plain_image_file(reader: SampleReader) -> bool:
@@ -50,8 +62,8 @@ def _plain_image_file(reader: SampleReader) -> bool:
 
 def convert_dataset(src: str | Path, dst: str | Path, format: str = "auto", classes: ClassesArg = None,
                     to: str = "folders") -> ConvertResult:
-    if to not in TARGETS:
-        raise ConfigError(f"unknown --target '{to}'; choose one of {', '.join(TARGETS)}")
+    if to not in targets():
+        raise ConfigError(f"unknown --target '{to}'; choose one of {', '.join(targets())}")
     dst = Path(dst)
     if dst.exists() and any(dst.iterdir()):
         raise ConfigError(f"{dst}: already holds files; choose an empty or new destination")
@@ -62,12 +74,15 @@ def convert_dataset(src: str | Path, dst: str | Path, format: str = "auto", clas
     # Build everything in a sibling temporary folder that becomes DST at the end, so an interrupted
     # conversion never leaves a half dataset at DST.
     with staged_folder(dst) as work:
-        result = (_to_folders if to == "folders" else _to_rle_csv)(index, reader, work)
+        if to in TARGETS:
+            result = (_to_folders if to == "folders" else _to_rle_csv)(index, reader, work)
+        else:
+            result = _to_preannotations(index, reader, work, to, Path(src).name)
         spec_out = spec
         if spec.ignore_index is None and result.get("ignored", 0) and to == "folders":
             spec_out = spec.model_copy(update={"ignore_index": MASK_IGNORE})  # unmatched colours were ignored
         spec_out.to_yaml(work / "classes.yaml")
-    return ConvertResult(dst, result["images"], result.get("ignored", 0) if to == "rle-csv" else 0)
+    return ConvertResult(dst, result["images"], result.get("ignored", 0) if to != "folders" else 0)
 
 
 def _stem_map(samples, split: str) -> list[tuple[str, object]]:
@@ -103,6 +118,41 @@ def _to_folders(index, reader: SampleReader, work: Path) -> dict[str, int]:
     return {"images": images, "ignored": ignored}
 
 
+def _flat_image(reader: SampleReader, sample, stem: str, split: str, image: np.ndarray, work: Path,
+                names: dict[str, str]) -> str:
+    """Copy (or write as PNG) a sample's image into ``work/images/``, one folder for all splits; its name."""
+    name = sample.image.name if _plain_image_file(reader) else f"{stem}.png"
+    if name in names and names[name] != split:
+        raise DataError(f"{sample.image}: the name {name} appears in splits {names[name]} and {split}; "
+                        "this layout keeps all images in one folder")
+    names[name] = split
+    if _plain_image_file(reader):
+        shutil.copyfile(sample.image, work / "images" / name)
+    else:
+        write_png(work / "images" / name, image)
+    return name
+
+
+def _to_preannotations(index, reader: SampleReader, work: Path, to: str, source: str) -> dict[str, int]:
+    """The masks as a labelling tool's regions (the pre-annotation writer ``to``), images in ``images/``."""
+    (work / "images").mkdir()
+    writer = create_preannotation_writer(to, index.classes, model_version=f"labels of {source}")
+    images = ignored = 0
+    names: dict[str, str] = {}
+    for split, samples in index.splits.items():
+        stems = []
+        for stem, sample in _stem_map(samples, split):
+            image, ids = reader.load(sample)
+            name = _flat_image(reader, sample, stem, split, image, work, names)
+            ignored += int((ids == MASK_IGNORE).sum())
+            writer.add(Path("images") / name, np.where(ids == MASK_IGNORE, 0, ids).astype(np.uint8))
+            stems.append(Path(name).stem)
+            images += 1
+        (work / f"{split}.txt").write_text("".join(f"{s}\n" for s in stems))
+    writer.write(work)
+    return {"images": images, "ignored": ignored}
+
+
 def _to_rle_csv(index, reader: SampleReader, work: Path) -> dict[str, int]:
     (work / "images").mkdir()
     images = ignored = 0
@@ -114,15 +164,7 @@ def _to_rle_csv(index, reader: SampleReader, work: Path) -> dict[str, int]:
             stems = []
             for stem, sample in _stem_map(samples, split):
                 image, ids = reader.load(sample)
-                name = sample.image.name if _plain_image_file(reader) else f"{stem}.png"
-                if name in names and names[name] != split:
-                    raise DataError(f"{sample.image}: the name {name} appears in splits {names[name]} and {split}; "
-                                    "rle-csv keeps all images in one folder")
-                names[name] = split
-                if _plain_image_file(reader):
-                    shutil.copyfile(sample.image, work / "images" / name)
-                else:
-                    write_png(work / "images" / name, image)
+                name = _flat_image(reader, sample, stem, split, image, work, names)
                 ignored += int((ids == MASK_IGNORE).sum())
                 for value in range(1, index.classes.num_classes):
                     runs = rle_encode(ids == value)

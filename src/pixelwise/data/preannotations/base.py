@@ -5,12 +5,13 @@ which writes a single file the tool imports, so a person corrects a mask rather 
 one module in this package with a ``@register_preannotation_writer("name")`` subclass of
 :class:`PreAnnotationWriter`.
 
+>>> import tempfile
 >>> import numpy as np
 >>> from pixelwise.data.classes import ClassSpec
 >>> spec = ClassSpec.from_lists(["background", "cell"])
->>> writer = create_preannotation_writer("coco", spec, model_version="demo")   # doctest: +SKIP
->>> writer.add(Path("images/a.png"), np.zeros((4, 4), np.uint8))              # doctest: +SKIP
->>> writer.write(Path("out")).name                                             # doctest: +SKIP
+>>> writer = create_preannotation_writer("coco", spec, model_version="demo")
+>>> writer.add(Path("images/a.png"), np.array([[0, 1], [1, 1]], np.uint8))
+>>> writer.write(Path(tempfile.mkdtemp())).name
 'coco_predictions.json'
 """
 
