@@ -229,8 +229,8 @@ def _open_xml(root: Path, given: ClassSpec | None) -> base.DatasetIndex:
                       description="CVAT export: Segmentation mask 1.1 (labelmap.txt + SegmentationClass/) or "
                                   "CVAT for images 1.1 (annotations.xml + images/)")
 def open_cvat(root: Path, classes: base.ClassesArg, options: dict[str, str]) -> base.DatasetIndex:
-    """Classes: the export's labels, background first. CVAT's "Segmentation mask 1.1" or "CVAT for images
-    1.1" export (polygons need ``pip install 'pixelwise[coco]'``); option ``layout=masks|xml``."""
+    """Classes: the export's labels, background first. Colour masks decoded exactly; XML polygons and masks
+    painted in z-order (polygons need ``pip install 'pixelwise[coco]'``); option ``layout=masks|xml``."""
     options = base.take_options("cvat", options, {"layout": ("masks", "xml")})
     layout = options.get("layout")
     if layout is None:
