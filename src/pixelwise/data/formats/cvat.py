@@ -129,23 +129,26 @@ class CvatMaskReader(SampleReader):
 
     def __init__(self, classes: ClassSpec, colors: list[tuple[int, int, int]], unmasked: Iterable[str]) -> None:
         super().__init__(classes)
-        self.codes = np.array([(r << 16) | (g << 8) | b for r, g, b in colors], np.int64)
-        self.unmasked = set(unmasked)  # images listed without a mask file: all background
+        codes = np.array([(r << 16) | (g << 8) | b for r, g, b in colors], np.uint32)  # 0xRRGGBB per class
+        order = np.argsort(codes)
+        self.sorted_codes, self.sorted_ids = codes[order], order.astype(np.uint8)  # for np.searchsorted
+        # Images listed without a mask file (all background); a dict in name order, not a set, so that its repr
+        # (part of the cache key) is the same in every process.
+        self.unmasked = dict.fromkeys(sorted(unmasked))
 
     def read_ids(self, sample: Sample) -> np.ndarray:
         if str(sample.image) in self.unmasked:
             return np.zeros(self.image_size(sample), np.uint8)
-        rgb = read_image(sample.mask).astype(np.int64)
-        codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-        order = np.argsort(self.codes)
-        at = np.searchsorted(self.codes[order], codes).clip(max=len(order) - 1)
-        known = self.codes[order][at] == codes
+        rgb = read_image(sample.mask)
+        codes = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+        at = np.searchsorted(self.sorted_codes, codes).clip(max=len(self.sorted_codes) - 1)
+        known = self.sorted_codes[at] == codes
         if not known.all():
             code = int(codes[~known][0])
             raise DataError(f"{sample.mask}: colour ({code >> 16}, {(code >> 8) & 255}, {code & 255}) on "
                             f"{int((codes == code).sum())} pixels is not a colour of labelmap.txt; add its label "
                             "there or fix the mask")
-        return order[at].astype(np.uint8)
+        return self.sorted_ids[at]
 
 
 def _open_masks(root: Path, given: ClassSpec | None) -> base.DatasetIndex:
