@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from pixelwise.data.formats import FORMATS, open_dataset
+from pixelwise.data.preannotations.label_studio import LabelStudioWriter
 from pixelwise.data.presets import get_preset
 from pixelwise.data.rle import rle_encode
 from pixelwise.data.synthetic import CLASSES, make_scene
@@ -66,6 +67,11 @@ def write(fmt: str, root: Path) -> str | None:
                 save(root / "images" / f"{stem}.png", image)
             elif fmt == "coco":
                 save(root / split / "images" / f"{stem}.png", image)
+            elif fmt == "cvat":  # CVAT's "Segmentation mask 1.1" export: colour PNGs, labelmap.txt, subset lists
+                save(root / "JPEGImages" / f"{stem}.png", image)
+                save(root / "SegmentationClass" / f"{stem}.png", CLASSES.palette[mask])
+            elif fmt == "label-studio":
+                save(root / "images" / f"{stem}.png", image)
     if fmt == "camvid32":
         rows = [f"{c.name},{c.color[0]},{c.color[1]},{c.color[2]}" for c in get_preset("camvid").classes]
         (root / "class_dict.csv").write_text("name,r,g,b\n" + "\n".join(rows) + "\n")
@@ -73,6 +79,25 @@ def write(fmt: str, root: Path) -> str | None:
         for split, list_name in [("train", "trainval"), ("val", "test")]:
             lines = [f"{split}{i} 1 1 1" for i in range(SPLITS[split])]
             (root / "annotations" / f"{list_name}.txt").write_text("\n".join(lines) + "\n")
+    if fmt == "cvat":
+        (root / "labelmap.txt").write_text("# label:color_rgb:parts:actions\nbackground:0,0,0::\n" + "".join(
+            f"{c.name}:{','.join(map(str, c.color))}::\n" for c in CLASSES.classes))
+        (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+        for split, subset in (("train", "Train"), ("val", "Validation")):
+            (root / "ImageSets" / "Segmentation" / f"{subset}.txt").write_text(
+                "".join(f"{split}{i}\n" for i in range(SPLITS[split])))
+    if fmt == "label-studio":  # a Label Studio 1.x JSON export: brush regions as annotations, images/ beside it
+        writer = LabelStudioWriter(CLASSES, model_version="test")
+        for split, items in data.items():
+            for i, (_, mask) in enumerate(items):
+                writer.add(Path(f"images/{split}{i}.png"), mask)
+            (root / f"{split}.txt").write_text("".join(f"{split}{i}\n" for i in range(len(items))))
+        tasks = json.loads(writer.write(root).read_text())
+        for n, task in enumerate(tasks):  # an annotator's work rather than the model's pre-annotations
+            task["annotations"] = [{"id": n + 1, "result": task.pop("predictions")[0]["result"]}]
+        (root / writer.file_name).write_text(json.dumps(tasks))
+        write_classes_yaml(root)
+        return None
     if fmt == "rle-csv":
         rows = ["ImageId,EncodedPixels,ClassId"]
         for split, items in data.items():
@@ -108,7 +133,7 @@ def write_classes_yaml(root: Path) -> None:
 
 def test_every_format_is_covered():
     assert set(FORMATS) == {"folders", "camvid", "camvid32", "cityscapes", "composite", "pets", "carla", "rle-csv",
-                            "coco"}
+                            "coco", "cvat", "label-studio"}
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
@@ -128,6 +153,8 @@ def test_train_one_epoch_on_format(fmt, tmp_path):
                 "pets": np.where(truth == 5, 1, 0)}.get(fmt, truth)
     if fmt == "coco":
         expected = truth  # background 0 + categories 1..5 in list order
+    if fmt == "cvat":
+        expected = truth + 1  # CVAT's background first, then the labels in labelmap.txt's order
     assert (ids == expected).mean() > 0.999
     cfg = TrainConfig(data=str(tmp_path), format=fmt, classes=classes, img_size=(32, 48), batch_size=3, workers=0,
                       epochs=1, progress=False, precision="fp32", model_kwargs=TINY_MODEL, out=str(tmp_path / "run"))

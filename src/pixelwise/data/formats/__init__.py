@@ -14,7 +14,18 @@ imports every format module, so ``open_dataset`` and ``list_formats`` see them a
 from __future__ import annotations
 
 # Each module registers its format(s) on import.
-from pixelwise.data.formats import camvid, carla, cityscapes, coco, colormasks, folders, label_studio, pets, rle_csv  # noqa: F401
+from pixelwise.data.formats import (  # noqa: F401
+    camvid,
+    carla,
+    cityscapes,
+    coco,
+    colormasks,
+    cvat,
+    folders,
+    label_studio,
+    pets,
+    rle_csv,
+)
 from pixelwise.data.formats.base import (
     FORMATS,
     SPLITS,
