@@ -13,7 +13,6 @@ argument that is not one (an image is never a ``.safetensors``, ``.onnx`` or ``.
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Annotated
 
@@ -120,14 +119,11 @@ def _preannotation_writer(to: str, models: list[Path], out: Path, overwrite: boo
 
 def write_preannotations(writer: PreAnnotationWriter, images: list[Path], written: list[dict[str, Path]],
                          out: Path) -> Path:
-    """Hand the writer each image's ``_labels.png`` as predict wrote it (and a score where it takes one:
-    1 - the mean of ``_uncertainty.png``), then write its file into ``out``."""
-    takes_score = "score" in inspect.signature(writer.add).parameters
+    """Hand the writer each image's ``_labels.png`` as predict wrote it (and, with --save-uncertainty, a
+    score: 1 - the mean of ``_uncertainty.png``), then write its file into ``out``."""
     for image, files in zip(images, written, strict=True):
-        extra = {}
-        if takes_score and "uncertainty" in files:
-            extra["score"] = 1.0 - float(read_mask(files["uncertainty"]).mean()) / 255.0
-        writer.add(image, read_mask(files["labels"]), **extra)
+        score = 1.0 - float(read_mask(files["uncertainty"]).mean()) / 255.0 if "uncertainty" in files else None
+        writer.add(image, read_mask(files["labels"]), score=score)
     return writer.write(out)
 
 

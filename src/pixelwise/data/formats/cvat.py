@@ -92,6 +92,17 @@ def with_background(labels: list[Label], path: Path) -> tuple[list[Label], list[
                                                    "covers are class 0, 'background'"]
 
 
+def labels_in_order(labels: list[Label], given: ClassSpec | None, path: Path) -> tuple[list[Label], list[str]]:
+    """The export's labels in class-id order: the given classes' order when they name exactly the export's
+    labels (plus ``background`` or not), e.g. the classes.yaml of a dataset written with ``--target cvat``
+    whose class 0 is not called background; else ``background`` first (:func:`with_background`)."""
+    names = [name for name, _ in labels]
+    if given is not None and len(set(names)) == len(names) and set(given.names) in (set(names), {*names, "background"}):
+        colors = dict(labels)
+        return [(name, colors.get(name, (0, 0, 0))) for name in given.names], []
+    return with_background(labels, path)
+
+
 def _spec(labels: list[Label], given: ClassSpec | None, path: Path) -> ClassSpec:
     """``--classes`` / classes.yaml when given (at least as many classes), else the export's labels."""
     if given is not None:
@@ -109,8 +120,12 @@ def _spec(labels: list[Label], given: ClassSpec | None, path: Path) -> ClassSpec
     return ClassSpec.from_lists([name for name, _ in labels], colors)
 
 
-def _splits(by_subset: dict[str, list[Sample]], notes: list[str]) -> dict[str, list[Sample]]:
-    """Samples per pixelwise split; a lone ``default`` subset becomes train with every 10th image as val."""
+def _splits(root: Path, by_subset: dict[str, list[Sample]], notes: list[str]) -> dict[str, list[Sample]]:
+    """Samples per pixelwise split; a lone ``default`` subset is split by ``train.txt`` / ``val.txt`` beside
+    the export when present (``datasets convert --target cvat`` writes them), else it becomes train with
+    every 10th image as val."""
+    if set(by_subset) <= {"default", ""} and any((root / f"{split}.txt").is_file() for split in base.SPLITS):
+        return base.split_samples(root, [s for samples in by_subset.values() for s in samples])
     splits: dict[str, list[Sample]] = {}
     for subset, samples in by_subset.items():
         splits.setdefault(split_name(subset), []).extend(samples)
@@ -153,7 +168,7 @@ class CvatMaskReader(SampleReader):
 
 def _open_masks(root: Path, given: ClassSpec | None) -> base.DatasetIndex:
     labelmap = root / "labelmap.txt"
-    labels, notes = with_background(read_labelmap(labelmap), labelmap)
+    labels, notes = labels_in_order(read_labelmap(labelmap), given, labelmap)
     colors = [color for _, color in labels]
     for k, color in enumerate(colors):
         if color in colors[:k]:
@@ -182,7 +197,7 @@ def _open_masks(root: Path, given: ClassSpec | None) -> base.DatasetIndex:
         notes.append(f"cvat: {len(unmasked)} images have no mask in SegmentationClass/ (no shapes in CVAT): all "
                      "background")
     spec = _spec(labels, given, labelmap)
-    splits = _splits(by_subset, notes)
+    splits = _splits(root, by_subset, notes)
     return base.DatasetIndex(root, "cvat", spec, splits, CvatMaskReader(spec, colors, unmasked), notes=notes)
 
 
@@ -199,7 +214,7 @@ def _image_file(folder: Path, name: str, source: Path) -> Path:
 def _open_xml(root: Path, given: ClassSpec | None) -> base.DatasetIndex:
     path = root / "annotations.xml"
     export: XmlExport = parse_cvat_xml(path)
-    labels, notes = with_background(export.labels, path)
+    labels, notes = labels_in_order(export.labels, given, path)
     values = {name: k for k, (name, _) in enumerate(labels)}
     by_subset: dict[str, list[Sample]] = {}
     records = {}
@@ -224,7 +239,7 @@ def _open_xml(root: Path, given: ClassSpec | None) -> base.DatasetIndex:
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(export.skipped.items()))
         notes.append(f"cvat: skipped shapes that paint no pixels ({kinds}); only polygons and masks are read")
     spec = _spec(labels, given, path)
-    splits = _splits(by_subset, notes)
+    splits = _splits(root, by_subset, notes)
     return base.DatasetIndex(root, "cvat", spec, splits, CvatXmlReader(spec, records), notes=notes)
 
 

@@ -40,9 +40,14 @@ class PreAnnotationWriter:
         self.classes = classes
         self.model_version = model_version  # e.g. the checkpoint's name; tools show it beside the prediction
         self.items: list[tuple[Path, np.ndarray]] = []
+        # item index -> the prediction's score (0..1, higher: surer), where known; tools that sort
+        # pre-annotations by a score (Label Studio) get it, the others ignore it
+        self.scores: dict[int, float] = {}
 
-    def add(self, image: Path, labels: np.ndarray) -> None:
-        """Remember ``image``'s predicted class ids (an ``(H, W)`` integer array)."""
+    def add(self, image: Path, labels: np.ndarray, score: float | None = None) -> None:
+        """Remember ``image``'s predicted class ids (an ``(H, W)`` integer array) and its score, if known."""
+        if score is not None:
+            self.scores[len(self.items)] = float(score)
         self.items.append((Path(image), np.asarray(labels)))
 
     def write(self, folder: Path) -> Path:

@@ -44,16 +44,6 @@ class LabelStudioWriter(PreAnnotationWriter):
 
     file_name = "label_studio_predictions.json"
 
-    def __init__(self, classes, model_version: str = "") -> None:
-        super().__init__(classes, model_version)
-        self.scores: dict[int, float] = {}  # item index -> score
-
-    def add(self, image: Path, labels: np.ndarray, score: float | None = None) -> None:
-        """Remember ``image``'s class ids and, when known, the prediction's score (0..1, higher: surer)."""
-        if score is not None:
-            self.scores[len(self.items)] = float(score)
-        super().add(image, labels)
-
     def _task(self, n: int, image: Path, labels: np.ndarray) -> dict:
         height, width = labels.shape
         results = []
