@@ -17,6 +17,7 @@ one module in this package with a ``@register_preannotation_writer("name")`` sub
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,7 +27,7 @@ from pixelwise.core.registry import Registry
 from pixelwise.data.classes import ClassSpec
 
 
-class PreAnnotationWriter:
+class PreAnnotationWriter(ABC):
     """Collects predicted label maps, one per image, then writes the tool's import file in one go.
 
     ``labels`` are class ids (row ``i`` of ``classes``) at the image's own size. The base class only stores
@@ -50,9 +51,9 @@ class PreAnnotationWriter:
             self.scores[len(self.items)] = float(score)
         self.items.append((Path(image), np.asarray(labels)))
 
+    @abstractmethod
     def write(self, folder: Path) -> Path:
         """Write the import file into ``folder``; return its path."""
-        raise NotImplementedError
 
 
 PREANNOTATION_WRITERS: Registry[type[PreAnnotationWriter]] = Registry("pre-annotation format")
