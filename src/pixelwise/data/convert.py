@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,44 +134,41 @@ def _flat_image(reader: SampleReader, sample, stem: str, split: str, image: np.n
     return name
 
 
-def _to_preannotations(index, reader: SampleReader, work: Path, to: str, source: str) -> dict[str, int]:
-    """The masks as a labelling tool's regions (the pre-annotation writer ``to``), images in ``images/``."""
+def _flat_samples(index, reader: SampleReader, work: Path, counts: dict[str, int]) -> Iterator[tuple[str, np.ndarray]]:
+    """Every sample's image copied into ``work/images/`` (one folder for all splits) and its class ids, as
+    ``(image name, ids)``; writes ``<split>.txt`` per split and counts ``images`` and ``ignored`` pixels."""
     (work / "images").mkdir()
-    writer = create_preannotation_writer(to, index.classes, model_version=f"labels of {source}")
-    images = ignored = 0
     names: dict[str, str] = {}
     for split, samples in index.splits.items():
         stems = []
         for stem, sample in _stem_map(samples, split):
             image, ids = reader.load(sample)
             name = _flat_image(reader, sample, stem, split, image, work, names)
-            ignored += int((ids == MASK_IGNORE).sum())
-            writer.add(Path("images") / name, np.where(ids == MASK_IGNORE, 0, ids).astype(np.uint8))
+            counts["ignored"] += int((ids == MASK_IGNORE).sum())
+            counts["images"] += 1
+            yield name, ids
             stems.append(Path(name).stem)
-            images += 1
         (work / f"{split}.txt").write_text("".join(f"{s}\n" for s in stems))
+
+
+def _to_preannotations(index, reader: SampleReader, work: Path, to: str, source: str) -> dict[str, int]:
+    """The masks as a labelling tool's regions (the pre-annotation writer ``to``), images in ``images/``."""
+    writer = create_preannotation_writer(to, index.classes, model_version=f"labels of {source}")
+    counts = {"images": 0, "ignored": 0}
+    for name, ids in _flat_samples(index, reader, work, counts):
+        writer.add(Path("images") / name, np.where(ids == MASK_IGNORE, 0, ids).astype(np.uint8))
     writer.write(work)
-    return {"images": images, "ignored": ignored}
+    return counts
 
 
 def _to_rle_csv(index, reader: SampleReader, work: Path) -> dict[str, int]:
-    (work / "images").mkdir()
-    images = ignored = 0
-    names: dict[str, str] = {}
+    counts = {"images": 0, "ignored": 0}
     with (work / "masks.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["ImageId", "EncodedPixels", "ClassId"])
-        for split, samples in index.splits.items():
-            stems = []
-            for stem, sample in _stem_map(samples, split):
-                image, ids = reader.load(sample)
-                name = _flat_image(reader, sample, stem, split, image, work, names)
-                ignored += int((ids == MASK_IGNORE).sum())
-                for value in range(1, index.classes.num_classes):
-                    runs = rle_encode(ids == value)
-                    if runs:
-                        writer.writerow([name, runs, value])
-                stems.append(Path(name).stem)
-                images += 1
-            (work / f"{split}.txt").write_text("".join(f"{s}\n" for s in stems))
-    return {"images": images, "ignored": ignored}
+        for name, ids in _flat_samples(index, reader, work, counts):
+            for value in range(1, index.classes.num_classes):
+                runs = rle_encode(ids == value)
+                if runs:
+                    writer.writerow([name, runs, value])
+    return counts
