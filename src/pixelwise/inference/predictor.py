@@ -196,14 +196,19 @@ class Predictor:
         ``workers`` decoding processes; ``None`` lets :func:`resolve_workers` pick (none on a 2-core CPU).
         """
         workers = resolve_workers(workers, self.device)
+        # Workers start from a fresh forkserver, not a fork of this process: a fork copies the locks of the
+        # OpenVINO, onnxruntime and OpenMP thread pools this process has running, held or not, and a worker
+        # that meets a held one waits forever (a CI run hung so, predicting after OpenVINO had run).
+        context = "forkserver" if workers else None
         if self.tile is not None:
             # batch_size=None: no collation, the workers hand over one decoded image at a time.
-            loader = DataLoader(_ImageFiles(paths, None), batch_size=None, num_workers=workers)
+            loader = DataLoader(_ImageFiles(paths, None), batch_size=None, num_workers=workers,
+                                multiprocessing_context=context)
             for item in loader:
                 yield paths[item["index"]], self._tiled(item["image"], batch_size, return_probs)
             return
         loader = DataLoader(_ImageFiles(paths, self.input_size), batch_size=batch_size, num_workers=workers,
-                            collate_fn=_collate_images)
+                            collate_fn=_collate_images, multiprocessing_context=context)
         for batch in loader:
             for index, labels in zip(batch["index"].tolist(), self._labels(batch, return_probs), strict=True):
                 yield paths[index], labels
