@@ -21,13 +21,14 @@ a list of checkpoints: an ensemble whose logits are averaged (:mod:`pixelwise.mo
 from __future__ import annotations
 
 import glob
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from pixelwise.core.device import resolve_workers
 from pixelwise.core.errors import ConfigError, DataError
@@ -36,6 +37,7 @@ from pixelwise.core.uncertainty import uncertainty_map
 from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, write_png
 from pixelwise.data.transforms import eval_transform, normalize
 from pixelwise.inference.backends import open_backend
+from pixelwise.inference.pipeline import ImageFiles, collate_images, file_batches, torch_threads, worker_context
 from pixelwise.inference.soft_outputs import probs_npz, uncertainty_png
 from pixelwise.inference.tiling import check_tiling, predict_tiled, predict_tiled_probs
 from pixelwise.models.base import logits_at_size
@@ -64,36 +66,6 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
         else:
             raise DataError(f"{item}: no such file or folder")
     return list(dict.fromkeys(files))  # a file named twice (e.g. by a path and a glob) is predicted once
-
-
-class _ImageFiles(Dataset):
-    """Decodes images in DataLoader workers so the model never waits for PNG/JPEG decoding."""
-
-    def __init__(self, paths: Sequence[Path], size: tuple[int, int] | None) -> None:
-        self.paths, self.transform = list(paths), eval_transform(size)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> dict:
-        image = read_image(self.paths[index])
-        resized = self.transform(image=image)["image"]
-        return {"image": torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1))),
-                "out_size": torch.tensor(image.shape[:2]), "index": index}
-
-
-def _collate_images(items: list[dict]) -> dict[str, torch.Tensor]:
-    """Images padded with 0 to the largest in the batch, with each one's true size and output size.
-
-    Unlike the training collate this carries no mask: a zero int64 mask at the original size, only
-    to say that size, cost 8 bytes per pixel (128 MB for a 4000x4000 photo) in every worker transfer.
-    """
-    h, w = max(i["image"].shape[1] for i in items), max(i["image"].shape[2] for i in items)
-    images = torch.zeros((len(items), 3, h, w), dtype=torch.uint8)
-    for k, item in enumerate(items):
-        images[k, :, : item["image"].shape[1], : item["image"].shape[2]] = item["image"]
-    return {"image": images, "image_size": torch.tensor([i["image"].shape[1:] for i in items]),
-            "out_size": torch.stack([i["out_size"] for i in items]), "index": torch.tensor([i["index"] for i in items])}
 
 
 class Predictor:
@@ -135,10 +107,18 @@ class Predictor:
         """Logits for a uint8 batch of tiles: normalised per batch, so the image is never copied as floats."""
         return self._forward(normalize(tiles.to(self.device), self.meta.mean, self.meta.std))
 
+    def _normalised(self, batch: dict) -> torch.Tensor:
+        """A collated batch's uint8 images as the model's float input, on its device."""
+        return normalize(batch["image"].to(self.device), self.meta.mean, self.meta.std)
+
     @torch.no_grad()
     def _labels(self, batch: dict, return_probs: bool = False) -> list:
         """Per image of a collated batch: its class ids, or ``(ids, probs)`` with ``return_probs``."""
-        logits = self._forward(normalize(batch["image"].to(self.device), self.meta.mean, self.meta.std))
+        return self._labels_from(batch, self._forward(self._normalised(batch)), return_probs)
+
+    @torch.no_grad()
+    def _labels_from(self, batch: dict, logits: torch.Tensor, return_probs: bool) -> list:
+        """Per image of a collated batch, from the batch's logits: ids at the image's own size (or ``(ids, probs)``)."""
         labels = []
         for k in range(logits.shape[0]):
             item = logits_at_size(logits[k], batch["image_size"][k], batch["out_size"][k])
@@ -185,33 +165,63 @@ class Predictor:
             resized = resize(image=check_rgb(image))["image"]
             items.append({"image": torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1))),
                           "out_size": torch.tensor(image.shape[:2]), "index": index})
-        return self._labels(_collate_images(items), return_probs)
+        return self._labels(collate_images(items), return_probs)
 
     def predict_files(self, paths: Sequence[Path], batch_size: int = 4, workers: int | None = None,
-                      return_probs: bool = False) -> Iterator[tuple[Path, np.ndarray]]:
-        """``(path, labels)`` for each file, in order, decoded in background workers (``(path, (labels, probs))``
+                      return_probs: bool = False, pipelined: bool = True) -> Iterator[tuple[Path, np.ndarray]]:
+        """``(path, labels)`` for each file, in order, decoded in the background (``(path, (labels, probs))``
         with ``return_probs``).
 
         ``batch_size`` counts images, or tiles when tiling: then images come one at a time, at full size.
-        ``workers`` decoding processes; ``None`` lets :func:`resolve_workers` pick (none on a 2-core CPU).
+        ``workers`` decoding processes; ``None`` lets :func:`resolve_workers` pick (none on a 2-core CPU, where
+        decoding runs in low-priority threads instead). ``pipelined`` (the default): the model runs the next
+        batch while this one's labels are made (see :mod:`pixelwise.inference.pipeline`); ``False``: decode,
+        model and labels one after another, batch by batch. Both give the same labels.
         """
         workers = resolve_workers(workers, self.device)
-        # Workers start from a fresh forkserver, not a fork of this process: a fork copies the locks of the
-        # OpenVINO, onnxruntime and OpenMP thread pools this process has running, held or not, and a worker
-        # that meets a held one waits forever (a CI run hung so, predicting after OpenVINO had run).
-        context = "forkserver" if workers else None
         if self.tile is not None:
             # batch_size=None: no collation, the workers hand over one decoded image at a time.
-            loader = DataLoader(_ImageFiles(paths, None), batch_size=None, num_workers=workers,
-                                multiprocessing_context=context)
+            loader = DataLoader(ImageFiles(paths, None), batch_size=None, num_workers=workers,
+                                multiprocessing_context=worker_context(workers))
             for item in loader:
                 yield paths[item["index"]], self._tiled(item["image"], batch_size, return_probs)
             return
-        loader = DataLoader(_ImageFiles(paths, self.input_size), batch_size=batch_size, num_workers=workers,
-                            collate_fn=_collate_images, multiprocessing_context=context)
-        for batch in loader:
-            for index, labels in zip(batch["index"].tolist(), self._labels(batch, return_probs), strict=True):
-                yield paths[index], labels
+        dataset = ImageFiles(paths, self.input_size)
+        if not pipelined:
+            loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_images,
+                                multiprocessing_context=worker_context(workers))
+            for batch in loader:
+                yield from self._with_paths(paths, batch, self._labels(batch, return_probs))
+            return
+        for batch, labels in self._pipelined_labels(file_batches(dataset, batch_size, workers), return_probs):
+            yield from self._with_paths(paths, batch, labels)
+
+    @staticmethod
+    def _with_paths(paths: Sequence[Path], batch: dict, labels: list) -> Iterator[tuple[Path, np.ndarray]]:
+        return zip([paths[i] for i in batch["index"].tolist()], labels, strict=True)
+
+    def _pipelined_labels(self, batches: Iterator[dict], return_probs: bool) -> Iterator[tuple[dict, list]]:
+        """``(batch, labels)`` for each batch, the backend running the next batches meanwhile (without TTA,
+        whose several passes per batch run one after another)."""
+        if self._forward is not self._logits:  # TTA
+            for batch in batches:
+                yield batch, self._labels(batch, return_probs)
+            return
+        started: deque[dict] = deque()  # the batches handed to the backend, whose logits are still to come
+
+        def inputs() -> Iterator[torch.Tensor]:
+            for batch in batches:
+                started.append(batch)
+                yield self._normalised(batch)
+
+        # While the backend's streams run the next batches on every core, labels are made in one thread, not in
+        # OpenMP threads that would preempt them (measured: see pipeline.py).
+        threads = 1 if self.backend.overlaps else torch.get_num_threads()
+        for logits in self.backend.run_batches(inputs()):
+            batch = started.popleft()
+            with torch_threads(threads):
+                labels = self._labels_from(batch, logits, return_probs)
+            yield batch, labels
 
 
 def check_rgb(image: np.ndarray) -> np.ndarray:

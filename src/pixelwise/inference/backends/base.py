@@ -23,6 +23,7 @@ reads these attributes to route a source to a backend; it has no code for any on
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -44,11 +45,26 @@ class Backend(ABC):
     also_opens: tuple[str, ...] = ()  # suffixes of other exported files it runs, e.g. (".onnx",)
     cpu_only: bool = False
     precision: str = "fp32"  # what it computes in (the predictor logs it)
+    overlaps: bool = False  # whether run_batches runs the model while the caller works on the previous logits
     meta: CheckpointMeta
 
     @abstractmethod
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of normalised images."""
+
+    def run_batches(self, batches: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """Logits for each batch, in order; a backend that can run the next batch while the caller turns
+        these logits into labels overrides this and sets ``overlaps`` (OpenVINO does). The default: one call
+        after another.
+
+        >>> class Double(Backend):
+        ...     def __call__(self, images):
+        ...         return 2 * images
+        >>> [x.item() for x in Double().run_batches(torch.ones(3, 1))]
+        [2.0, 2.0, 2.0]
+        """
+        for images in batches:
+            yield self(images)
 
     @classmethod
     def suffixes(cls) -> tuple[str, ...]:

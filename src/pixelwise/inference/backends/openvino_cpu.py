@@ -1,12 +1,24 @@
 """``openvino``: OpenVINO IR (and ONNX) files on the CPU.
 
+The model is compiled for the way it is used, on first use: single calls (``backend(images)``: a tile,
+a served request) get OpenVINO's ``LATENCY`` hint, one stream running each call on every core;
+:meth:`OpenVinoBackend.run_batches` (a folder of images) gets the ``THROUGHPUT`` hint, several streams
+of fewer threads each, fed by asynchronous infer requests so the next batch runs while Python turns
+this one's logits into labels. On a 2-core CPU shared with decoding and label work, two streams of one
+thread each were measured about 2x faster than one stream of two threads (a preempted thread stalls
+only its own stream, not a barrier of all). Both give the same logits, bit for bit.
+
 >>> OpenVinoBackend.suffixes(), OpenVinoBackend.cpu_only
 (('.xml', '.onnx'), True)
 """
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,23 +39,69 @@ class OpenVinoBackend(Backend):
     export_format = "openvino"
     also_opens = (".onnx",)  # OpenVINO compiles ONNX files directly
     cpu_only = True
+    overlaps = True  # run_batches: asynchronous requests
 
     def __init__(self, path: Path, meta: CheckpointMeta, precision: str = "auto") -> None:
         import_optional("openvino", extra="openvino", purpose="--backend openvino", hint=" or use --backend torch")
-        self.meta = meta
+        self.meta, self.path = meta, path
         if precision == "fp16":
             raise ConfigError("--precision fp16 needs a CUDA GPU; OpenVINO on a CPU runs bf16 or fp32")
         bf16 = precision == "bf16" or (precision == "auto" and cpu_has_fast_bf16())
-        config = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "LATENCY"}
         self.precision = "bf16" if bf16 else "fp32"
-        self.compiled = openvino_core().compile_model(str(path), "CPU", config)
+        self._compiled: dict[str, Any] = {}  # per performance hint, compiled on first use
+        self._lock = threading.Lock()  # a server may call from several threads
 
     @classmethod
     def from_file(cls, path: Path, meta: CheckpointMeta, precision: str = "auto") -> OpenVinoBackend:
         return cls(path, meta, precision)
+
+    def compiled_for(self, hint: str) -> Any:
+        """The model compiled with ``PERFORMANCE_HINT`` ``hint`` (``"LATENCY"`` or ``"THROUGHPUT"``), once."""
+        with self._lock:
+            if hint not in self._compiled:
+                config = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
+                          "PERFORMANCE_HINT": hint}
+                self._compiled[hint] = openvino_core().compile_model(str(self.path), "CPU", config)
+            return self._compiled[hint]
+
+    @property
+    def compiled(self) -> Any:
+        """The model as single calls run it (the ``LATENCY`` hint)."""
+        return self.compiled_for("LATENCY")
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         # Copies both ways: by default OpenVINO keeps pointing at the input array inside its infer request
         # after the call, and that array is freed once we return (this crashed the process later on).
         logits = self.compiled(images.float().cpu().numpy(), share_inputs=False, share_outputs=False)[0]
         return torch.from_numpy(np.array(logits, dtype=np.float32, copy=True))
+
+    def run_batches(self, batches: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """Logits for each batch, in order, with every stream kept busy: one infer request per stream plus
+        one, started asynchronously, so while the caller works on one result the others run or wait queued.
+
+        Requests are reused round-robin, which keeps the results in order: the request a new batch needs
+        is always the one that started longest ago, and its result is handed over first.
+        """
+        compiled = self.compiled_for("THROUGHPUT")
+        requests = [compiled.create_infer_request()
+                    for _ in range(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS") + 1)]
+        in_flight: deque[tuple[Any, np.ndarray]] = deque()  # (request, its input), oldest first
+        try:
+            for k, images in enumerate(batches):
+                if len(in_flight) == len(requests):
+                    yield _result(*in_flight.popleft())
+                array = np.ascontiguousarray(images.float().cpu().numpy())
+                # share_inputs: no copy; `array` stays referenced in `in_flight` until its request is waited.
+                requests[k % len(requests)].start_async({0: array}, share_inputs=True)
+                in_flight.append((requests[k % len(requests)], array))
+            while in_flight:
+                yield _result(*in_flight.popleft())
+        finally:
+            for request, _ in in_flight:  # stopped early or failed: no request may outlive its input array
+                request.wait()
+
+
+def _result(request: Any, array: np.ndarray) -> torch.Tensor:
+    """The finished ``request``'s logits, copied out of it (the request is reused for a later batch)."""
+    request.wait()
+    return torch.from_numpy(np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True))

@@ -1,0 +1,141 @@
+"""Work ahead of the model: decode the next images in the background while the model runs on these.
+
+:meth:`pixelwise.inference.predictor.Predictor.predict_files` decodes and resizes images with
+:func:`prefetch` (OpenCV releases the GIL while it decodes and resizes, so threads run truly in
+parallel with the model), groups them with :func:`batched` (both in :func:`file_batches`, which uses
+worker processes instead where there are cores to spare), and hands the batches to the backend's
+``run_batches``, which keeps the model busy with the next batch while Python turns the logits of
+this one into labels (OpenVINO runs requests asynchronously; see its backend).
+
+While an asynchronous backend runs the model, the labels of the previous batch are made in one torch
+thread (:func:`torch_threads`): the model's streams already occupy every core, and label work in several
+OpenMP threads preempted them (measured on the shared 2-core CPU: pipelined 1.52x the sequential
+predictor with one label thread, 1.19x with two). Decoding threads at a lower OS priority (nice +10) were
+measured too, 0.89x as fast as at the same priority: the work must be done anyway, and a model stream
+of one thread that is preempted stalls only itself, not a barrier of all its threads.
+
+>>> list(prefetch(lambda x: x * x, range(5), ahead=2))
+[0, 1, 4, 9, 16]
+>>> list(batched(iter("abcde"), 2))
+[['a', 'b'], ['c', 'd'], ['e']]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from pixelwise.data.io import read_image
+from pixelwise.data.transforms import eval_transform
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+DECODE_THREADS = 2  # enough to keep a model fed on small CPUs; bigger CPUs use worker processes (resolve_workers)
+
+
+def prefetch(fn: Callable[[T], R], items: Iterable[T], ahead: int, threads: int = DECODE_THREADS) -> Iterator[R]:
+    """``fn(item)`` for each item, in order, computed by ``threads`` background threads at most ``ahead``
+    items ahead of the consumer (bounded: a million files never sit decoded in memory at once).
+
+    An exception in ``fn`` is raised here, at its item; stopping early cancels the items not yet started.
+    """
+    pending: deque[Future[R]] = deque()
+    items = iter(items)
+    with ThreadPoolExecutor(threads, thread_name_prefix="pixelwise-decode") as pool:
+        try:
+            for item in itertools.islice(items, max(1, ahead)):
+                pending.append(pool.submit(fn, item))
+            while pending:
+                result = pending.popleft().result()
+                for item in itertools.islice(items, 1):  # one finished, one more in: `ahead` stay queued
+                    pending.append(pool.submit(fn, item))
+                yield result
+        finally:
+            for future in pending:  # the consumer stopped early, or an item failed: drop the rest
+                future.cancel()
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with at most ``n`` torch (intra-op) threads, then restore the process's setting.
+
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+    """
+    before = torch.get_num_threads()
+    if n >= before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def batched(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items (the last one shorter when they do not divide evenly)."""
+    while batch := list(itertools.islice(items, size)):
+        yield batch
+
+
+class ImageFiles(Dataset):
+    """Image files decoded and resized to ``size`` (DataLoader workers or :func:`prefetch` threads call it), each
+    with its own size, to which its labels are resized back."""
+
+    def __init__(self, paths: Sequence[Path], size: tuple[int, int] | None) -> None:
+        self.paths, self.transform = list(paths), eval_transform(size)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict:
+        image = read_image(self.paths[index])
+        resized = self.transform(image=image)["image"]
+        return {"image": torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1))),
+                "out_size": torch.tensor(image.shape[:2]), "index": index}
+
+
+def collate_images(items: list[dict]) -> dict[str, torch.Tensor]:
+    """Images padded with 0 to the largest in the batch, with each one's true size and output size.
+
+    Unlike the training collate this carries no mask: a zero int64 mask at the original size, only
+    to say that size, cost 8 bytes per pixel (128 MB for a 4000x4000 photo) in every worker transfer.
+    """
+    h, w = max(i["image"].shape[1] for i in items), max(i["image"].shape[2] for i in items)
+    images = torch.zeros((len(items), 3, h, w), dtype=torch.uint8)
+    for k, item in enumerate(items):
+        images[k, :, : item["image"].shape[1], : item["image"].shape[2]] = item["image"]
+    return {"image": images, "image_size": torch.tensor([i["image"].shape[1:] for i in items]),
+            "out_size": torch.stack([i["out_size"] for i in items]), "index": torch.tensor([i["index"] for i in items])}
+
+
+def worker_context(workers: int) -> str | None:
+    """Decoding workers start from a fresh forkserver, not a fork of this process: a fork copies the locks of
+    the OpenVINO, onnxruntime and OpenMP thread pools this process has running, held or not, and a worker
+    that meets a held one waits forever (a CI run hung so, predicting after OpenVINO had run)."""
+    return "forkserver" if workers else None
+
+
+def file_batches(dataset: ImageFiles, batch_size: int, workers: int) -> Iterator[dict]:
+    """Collated batches of ``dataset``, decoded ahead of the model: by ``workers`` processes, or with none by
+    low-priority threads (OpenCV decodes and resizes without holding the GIL)."""
+    if workers:
+        yield from DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_images,
+                              multiprocessing_context=worker_context(workers))
+        return
+    # Two batches ahead: the next is ready when the model takes it, while another one decodes.
+    items = prefetch(dataset.__getitem__, range(len(dataset)), ahead=2 * batch_size)
+    for chunk in batched(items, batch_size):
+        yield collate_images(chunk)
