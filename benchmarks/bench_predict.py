@@ -35,14 +35,16 @@ from PIL import Image
 
 from pixelwise.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from pixelwise.core.device import resolve_precision, resolve_workers
+from pixelwise.core.machine import machine_facts
+from pixelwise.core.optional import is_installed
 from pixelwise.data.io import read_image
 from pixelwise.data.presets import get_preset
 from pixelwise.data.transforms import eval_transform, normalize
 from pixelwise.inference.compare import compare_with_runtime
-from pixelwise.inference.export import export_onnx, export_openvino
+from pixelwise.inference.export import export_checkpoint, export_onnx, export_openvino
 from pixelwise.inference.predictor import Predictor
 from pixelwise.models import create_model
-from pixelwise.models.checkpoint import CheckpointMeta, save_checkpoint
+from pixelwise.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 
 SIZE = (352, 480)  # (height, width): CamVid's 360x480 rounded down to the networks' multiple of 32
 ROW_NAMES = ("1a predict 352x480: pixelwise defaults vs plain smp fp32 loop",
@@ -285,6 +287,95 @@ def slower_than_plain(f: dict) -> list[str]:
             f"{f['torch_threads']} threads (the plain loop decodes between forwards, never alongside them)."]
 
 
+PEER_ROW = "1h predict: pixelwise bf16 end to end vs the fair OpenVINO script"
+PIPELINE_ROW = "1i predict: pixelwise pipelined (default) vs sequential, same backend"
+
+
+def fair_peer(data: str, n_images: int, repeats: int, checkpoint: str | None = None) -> dict:
+    """Rows 1h-1i: pixelwise's defaults against ``openvino_peer.py`` (OpenVINO's documented end-to-end recipe)
+    on the same IR and images, and pixelwise pipelined against its own sequential path.
+
+    The model: ``checkpoint`` (a pixelwise checkpoint, exported to IR here) or, without one, row 1's smp U-Net.
+    """
+    if not has_data(data) or not is_installed("openvino"):
+        why = "no data" if not has_data(data) else "openvino not installed"
+        return {"rows": [skipped(PEER_ROW, why, 1.0), skipped(PIPELINE_ROW, why)], "facts": {}, "notes": []}
+    import openvino_peer
+
+    files = val_files(data, n_images)
+    tmp = Path(tempfile.mkdtemp(prefix="pw-bench-peer-"))
+    try:
+        if checkpoint:
+            xml = export_checkpoint(checkpoint, tmp / "model.xml", fmt="openvino")
+            model = f"{Path(checkpoint).name} ({load_checkpoint(checkpoint)[1].model})"
+        else:
+            net = smp_unet(11)
+            xml = export_openvino(net, CheckpointMeta(model="smp_unet", model_kwargs={}, classes=get_preset("camvid"),
+                                                      input_size=SIZE), tmp / "smp.xml")
+            model = "smp.Unet('resnet34'), seeded random weights"
+        predictor = Predictor(xml)  # every default: auto precision, batch 4, pipelined
+        meta = predictor.meta
+        peer = openvino_peer.compile_for_throughput(xml)
+        mean, std = np.array(meta.mean, np.float32), np.array(meta.std, np.float32)
+        configs = {
+            "peer": lambda: openvino_peer.predict(peer, files, meta.input_size, mean, std),
+            "pixelwise": lambda: [ids for _, ids in predictor.predict_files(files)],
+            "pixelwise sequential": lambda: [ids for _, ids in predictor.predict_files(files, pipelined=False)],
+        }
+        times, labels = time_in_turn(configs, repeats)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    ips = {name: len(files) / float(np.median(t)) for name, t in times.items()}
+    facts = {"model": model, "size": meta.input_size, "images": len(files), "repeats": repeats, "images_per_s": ips,
+             "spread": {name: (len(files) / max(t), len(files) / min(t)) for name, t in times.items()},
+             "pixelwise_precision": predictor.backend.precision,
+             "peer_precision": str(peer.get_property("INFERENCE_PRECISION_HINT")),
+             "peer_streams": peer.get_property("NUM_STREAMS"),
+             "peer_requests": peer.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"),
+             "agreement": float(np.mean([np.mean(a == b) for a, b in zip(labels["peer"], labels["pixelwise"],
+                                                                         strict=True)])),
+             "sequential_identical": all(np.array_equal(a, b) for a, b in zip(
+                 labels["pixelwise"], labels["pixelwise sequential"], strict=True)),
+             **{k: v for k, v in machine_facts().items() if k in ("cpu", "cores", "avx512_bf16", "avx512_vnni", "amx")}}
+    fmt = {name: f"{v:.2f} img/s" for name, v in ips.items()}
+    rows = [row(PEER_ROW, f"{fmt['peer']} (OpenVINO THROUGHPUT hint, AsyncInferQueue, {facts['peer_precision']})",
+                f"{fmt['pixelwise']} (`Predictor(ir).predict_files`, {facts['pixelwise_precision']})",
+                ips["pixelwise"] / ips["peer"], 1.0),
+            row(PIPELINE_ROW, f"{fmt['pixelwise sequential']} (decode, model, labels in turn)",
+                f"{fmt['pixelwise']} (pipelined)", ips["pixelwise"] / ips["pixelwise sequential"])]
+    return {"rows": rows, "facts": facts, "notes": [peer_note(facts)]}
+
+
+def time_in_turn(configs: dict, repeats: int) -> tuple[dict[str, list[float]], dict]:
+    """Seconds of each configuration per repeat, all in turn within a repeat after one warm-up each; and each
+    one's output of the warm-up."""
+    outputs = {name: fn() for name, fn in configs.items()}
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    for r in range(repeats):
+        for name, fn in configs.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+        print(f"  peer repeat {r + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
+              flush=True)
+    return times, outputs
+
+
+def peer_note(f: dict) -> str:
+    cpu = ", ".join(name for name in ("avx512_bf16", "avx512_vnni", "amx") if f[name]) or "neither AVX-512-BF16 nor AMX"
+    return (f"Rows 1h-1i: {f['images']} CamVid val images, model {f['model']} at {f['size'][0]}x{f['size'][1]}, "
+            f"one IR for both, median of {f['repeats']} repeats run in turn after a warm-up. The fair peer is "
+            "benchmarks/openvino_peer.py, written from OpenVINO's documentation: `compile_model` with "
+            f"PERFORMANCE_HINT THROUGHPUT ({f['peer_streams']} streams, OpenVINO's default precision: "
+            f"{f['peer_precision']}), an AsyncInferQueue of {f['peer_requests']} requests with a callback, OpenCV "
+            "decode, resize, normalise, argmax at the model's size, labels resized back (nearest). pixelwise "
+            f"({f['pixelwise_precision']}) resizes the logits back before the argmax instead (smoother borders; "
+            f"labels agree with the peer's on {100 * f['agreement']:.1f}% of pixels), which costs more per image. "
+            f"CPU: {f['cpu']}, {f['cores']} cores, with {cpu}. Pipelined and sequential labels identical: "
+            f"{f['sequential_identical']}. Spread (img/s, slowest-fastest): "
+            + "; ".join(f"{name} {lo:.2f}-{hi:.2f}" for name, (lo, hi) in f["spread"].items()) + ".")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=DEFAULT_DATA)
@@ -292,10 +383,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="4 images, 1 repeat: a smoke run")
     parser.add_argument("--json", help="also write the result here (for run_all.py)")
+    parser.add_argument("--peer-checkpoint", help="rows 1h-1i on this pixelwise checkpoint (default: the smp U-Net)")
+    parser.add_argument("--peer-only", action="store_true", help="only rows 1h-1i")
     args = parser.parse_args(argv)
     if args.quick:
         args.images, args.repeats = 4, 1
-    result = measure(args.data, args.images, args.repeats)
+    result = {"rows": [], "facts": {}, "notes": []} if args.peer_only else measure(args.data, args.images, args.repeats)
+    peer = fair_peer(args.data, args.images, args.repeats, args.peer_checkpoint)
+    result = {"rows": result["rows"] + peer["rows"], "facts": {**result["facts"], "fair_peer": peer["facts"]},
+              "notes": result["notes"] + peer["notes"]}
     print_rows(result["rows"])
     write_json(args.json, result)
     return 0

@@ -114,9 +114,12 @@ def collate_images(items: list[dict]) -> dict[str, torch.Tensor]:
     to say that size, cost 8 bytes per pixel (128 MB for a 4000x4000 photo) in every worker transfer.
     """
     h, w = max(i["image"].shape[1] for i in items), max(i["image"].shape[2] for i in items)
-    images = torch.zeros((len(items), 3, h, w), dtype=torch.uint8)
-    for k, item in enumerate(items):
-        images[k, :, : item["image"].shape[1], : item["image"].shape[2]] = item["image"]
+    if all(i["image"].shape[1:] == (h, w) for i in items):  # the usual case: nothing to pad
+        images = torch.stack([i["image"] for i in items])
+    else:
+        images = torch.zeros((len(items), 3, h, w), dtype=torch.uint8)
+        for k, item in enumerate(items):
+            images[k, :, : item["image"].shape[1], : item["image"].shape[2]] = item["image"]
     return {"image": images, "image_size": torch.tensor([i["image"].shape[1:] for i in items]),
             "out_size": torch.stack([i["out_size"] for i in items]), "index": torch.tensor([i["index"] for i in items])}
 
@@ -128,14 +131,20 @@ def worker_context(workers: int) -> str | None:
     return "forkserver" if workers else None
 
 
-def file_batches(dataset: ImageFiles, batch_size: int, workers: int) -> Iterator[dict]:
-    """Collated batches of ``dataset``, decoded ahead of the model: by ``workers`` processes, or with none by
-    low-priority threads (OpenCV decodes and resizes without holding the GIL)."""
+def file_batches(dataset: ImageFiles, batch_size: int, workers: int,
+                 prepare: Callable[[dict], dict] | None = None) -> Iterator[dict]:
+    """Collated batches of ``dataset``, each passed through ``prepare`` (e.g. to add the model's input), made ahead
+    of the model: decoded by ``workers`` processes, or with none by :func:`prefetch` threads, which also collate
+    and prepare (torch and OpenCV release the GIL: the main thread is left free to feed the model)."""
+    prepare = prepare or (lambda batch: batch)
     if workers:
-        yield from DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_images,
-                              multiprocessing_context=worker_context(workers))
+        loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_images,
+                            multiprocessing_context=worker_context(workers))
+        yield from map(prepare, loader)  # here, not in the workers: float inputs would cost 4x the transfer
         return
+
+    def load(indices: list[int]) -> dict:
+        return prepare(collate_images([dataset[i] for i in indices]))
+
     # Two batches ahead: the next is ready when the model takes it, while another one decodes.
-    items = prefetch(dataset.__getitem__, range(len(dataset)), ahead=2 * batch_size)
-    for chunk in batched(items, batch_size):
-        yield collate_images(chunk)
+    yield from prefetch(load, batched(iter(range(len(dataset))), batch_size), ahead=2)

@@ -111,6 +111,10 @@ class Predictor:
         """A collated batch's uint8 images as the model's float input, on its device."""
         return normalize(batch["image"].to(self.device), self.meta.mean, self.meta.std)
 
+    def _with_input(self, batch: dict) -> dict:
+        """``batch`` with its model input added (the pipeline's decoding threads call this)."""
+        return {**batch, "input": self._normalised(batch)}
+
     @torch.no_grad()
     def _labels(self, batch: dict, return_probs: bool = False) -> list:
         """Per image of a collated batch: its class ids, or ``(ids, probs)`` with ``return_probs``."""
@@ -122,8 +126,7 @@ class Predictor:
         labels = []
         for k in range(logits.shape[0]):
             item = logits_at_size(logits[k], batch["image_size"][k], batch["out_size"][k])
-            ids = item.max(0).indices  # not argmax(0): ~9x slower across channels on a CPU (see evaluate.py)
-            ids = ids.to(torch.uint8 if item.shape[0] <= 256 else torch.int32).cpu().numpy()
+            ids = class_ids(item).cpu().numpy()
             labels.append((ids, torch.softmax(item.float(), 0).cpu().numpy()) if return_probs else ids)
         return labels
 
@@ -174,7 +177,7 @@ class Predictor:
 
         ``batch_size`` counts images, or tiles when tiling: then images come one at a time, at full size.
         ``workers`` decoding processes; ``None`` lets :func:`resolve_workers` pick (none on a 2-core CPU, where
-        decoding runs in low-priority threads instead). ``pipelined`` (the default): the model runs the next
+        decoding runs in threads instead). ``pipelined`` (the default): the model runs the next
         batch while this one's labels are made (see :mod:`pixelwise.inference.pipeline`); ``False``: decode,
         model and labels one after another, batch by batch. Both give the same labels.
         """
@@ -193,7 +196,8 @@ class Predictor:
             for batch in loader:
                 yield from self._with_paths(paths, batch, self._labels(batch, return_probs))
             return
-        for batch, labels in self._pipelined_labels(file_batches(dataset, batch_size, workers), return_probs):
+        batches = file_batches(dataset, batch_size, workers, prepare=self._with_input)
+        for batch, labels in self._pipelined_labels(batches, return_probs):
             yield from self._with_paths(paths, batch, labels)
 
     @staticmethod
@@ -203,16 +207,16 @@ class Predictor:
     def _pipelined_labels(self, batches: Iterator[dict], return_probs: bool) -> Iterator[tuple[dict, list]]:
         """``(batch, labels)`` for each batch, the backend running the next batches meanwhile (without TTA,
         whose several passes per batch run one after another)."""
-        if self._forward is not self._logits:  # TTA
+        if self._forward != self._logits:  # TTA (`!=`: each `self._logits` is a new bound-method object)
             for batch in batches:
-                yield batch, self._labels(batch, return_probs)
+                yield batch, self._labels_from(batch, self._forward(batch["input"]), return_probs)
             return
         started: deque[dict] = deque()  # the batches handed to the backend, whose logits are still to come
 
         def inputs() -> Iterator[torch.Tensor]:
             for batch in batches:
                 started.append(batch)
-                yield self._normalised(batch)
+                yield batch["input"]
 
         # While the backend's streams run the next batches on every core, labels are made in one thread, not in
         # OpenMP threads that would preempt them (measured: see pipeline.py).
@@ -222,6 +226,26 @@ class Predictor:
             with torch_threads(threads):
                 labels = self._labels_from(batch, logits, return_probs)
             yield batch, labels
+
+
+def class_ids(logits: torch.Tensor) -> torch.Tensor:
+    """``(H, W)`` index of the largest of ``(C, H, W)`` logits, the first one on a tie (as ``max(0).indices``);
+    uint8 up to 255 classes, else int32.
+
+    ``max(0).indices`` walks the classes pixel by pixel (argmax(0) is ~9x slower still); this takes the maximum
+    (vectorised), marks where each class reaches it, and keeps the first class marked: the marks weighted
+    C, C-1, ..., 1 from class 0 on, their maximum is C - id. Measured 0.6x the time of ``max(0).indices``
+    for 11 classes at 360x480 on one core.
+
+    >>> class_ids(torch.tensor([[[1.0, 5.0]], [[3.0, 5.0]]])).tolist()
+    [[1, 0]]
+    """
+    classes = logits.shape[0]
+    if classes > 255:
+        return logits.max(0).indices.to(torch.int32)
+    weights = torch.arange(classes, 0, -1, dtype=torch.uint8, device=logits.device).view(-1, 1, 1)
+    ids = classes - ((logits == logits.amax(0)) * weights).amax(0)
+    return ids.clamp_(max=classes - 1)  # a NaN logit marks no class (C - 0): the last class, not an unknown id
 
 
 def check_rgb(image: np.ndarray) -> np.ndarray:
