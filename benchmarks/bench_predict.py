@@ -329,7 +329,7 @@ def fair_peer(data: str, n_images: int, repeats: int, checkpoint: str | None = N
     facts = {"model": model, "size": meta.input_size, "images": len(files), "repeats": repeats, "images_per_s": ips,
              "spread": {name: (len(files) / max(t), len(files) / min(t)) for name, t in times.items()},
              "pixelwise_precision": predictor.backend.precision,
-             "peer_precision": str(peer.get_property("INFERENCE_PRECISION_HINT")),
+             "peer_precision": peer.get_property("INFERENCE_PRECISION_HINT").to_string(),
              "peer_streams": peer.get_property("NUM_STREAMS"),
              "peer_requests": peer.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"),
              "agreement": float(np.mean([np.mean(a == b) for a, b in zip(labels["peer"], labels["pixelwise"],
@@ -384,12 +384,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="4 images, 1 repeat: a smoke run")
     parser.add_argument("--json", help="also write the result here (for run_all.py)")
     parser.add_argument("--peer-checkpoint", help="rows 1h-1i on this pixelwise checkpoint (default: the smp U-Net)")
+    parser.add_argument("--peer-images", type=int, default=48,
+                        help="images for rows 1h-1i (pipelines fill and drain: a few images would time mostly that)")
     parser.add_argument("--peer-only", action="store_true", help="only rows 1h-1i")
     args = parser.parse_args(argv)
     if args.quick:
         args.images, args.repeats = 4, 1
     result = {"rows": [], "facts": {}, "notes": []} if args.peer_only else measure(args.data, args.images, args.repeats)
-    peer = fair_peer(args.data, args.images, args.repeats, args.peer_checkpoint)
+    peer = fair_peer(args.data, args.images if args.quick else args.peer_images, args.repeats, args.peer_checkpoint)
     result = {"rows": result["rows"] + peer["rows"], "facts": {**result["facts"], "fair_peer": peer["facts"]},
               "notes": result["notes"] + peer["notes"]}
     print_rows(result["rows"])
