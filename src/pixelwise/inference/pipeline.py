@@ -7,12 +7,12 @@ worker processes instead where there are cores to spare), and hands the batches 
 ``run_batches``, which keeps the model busy with the next batch while Python turns the logits of
 this one into labels (OpenVINO runs requests asynchronously; see its backend).
 
-While an asynchronous backend runs the model, the labels of the previous batch are made in one torch
-thread (:func:`torch_threads`): the model's streams already occupy every core, and label work in several
-OpenMP threads preempted them (measured on the shared 2-core CPU: pipelined 1.52x the sequential
-predictor with one label thread, 1.19x with two). Decoding threads at a lower OS priority (nice +10) were
-measured too, 0.89x as fast as at the same priority: the work must be done anyway, and a model stream
-of one thread that is preempted stalls only itself, not a barrier of all its threads.
+Measured on the development 2-core CPU (CamVid checkpoint, 48 val images, OpenVINO bf16, median of 5 runs in
+turn): pipelined 1.33x the sequential path on a quiet machine, 3.3x with other jobs on the cores (the sequential
+path's single stream of two threads suffers most from them). Two variants made no difference there (1.00x and
+1.01x): decoding threads at a lower OS priority (nice +10), so as never to preempt the model's threads, and
+labels made in one torch thread instead of two. Neither is done: the model's streams are single-threaded on
+such a CPU, so a preempted stream stalls only itself, not a barrier of all its threads.
 
 >>> list(prefetch(lambda x: x * x, range(5), ahead=2))
 [0, 1, 4, 9, 16]
@@ -22,7 +22,6 @@ of one thread that is preempted stalls only itself, not a barrier of all its thr
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -63,25 +62,6 @@ def prefetch(fn: Callable[[T], R], items: Iterable[T], ahead: int, threads: int 
         finally:
             for future in pending:  # the consumer stopped early, or an item failed: drop the rest
                 future.cancel()
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with at most ``n`` torch (intra-op) threads, then restore the process's setting.
-
-    >>> with torch_threads(1):
-    ...     torch.get_num_threads()
-    1
-    """
-    before = torch.get_num_threads()
-    if n >= before:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def batched(items: Iterator[T], size: int) -> Iterator[list[T]]:

@@ -37,7 +37,7 @@ from pixelwise.core.uncertainty import uncertainty_map
 from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, write_png
 from pixelwise.data.transforms import eval_transform, normalize
 from pixelwise.inference.backends import open_backend
-from pixelwise.inference.pipeline import ImageFiles, collate_images, file_batches, torch_threads, worker_context
+from pixelwise.inference.pipeline import ImageFiles, collate_images, file_batches, worker_context
 from pixelwise.inference.soft_outputs import probs_npz, uncertainty_png
 from pixelwise.inference.tiling import check_tiling, predict_tiled, predict_tiled_probs
 from pixelwise.models.base import logits_at_size
@@ -218,14 +218,9 @@ class Predictor:
                 started.append(batch)
                 yield batch["input"]
 
-        # While the backend's streams run the next batches on every core, labels are made in one thread, not in
-        # OpenMP threads that would preempt them (measured: see pipeline.py).
-        threads = 1 if self.backend.overlaps else torch.get_num_threads()
         for logits in self.backend.run_batches(inputs()):
             batch = started.popleft()
-            with torch_threads(threads):
-                labels = self._labels_from(batch, logits, return_probs)
-            yield batch, labels
+            yield batch, self._labels_from(batch, logits, return_probs)
 
 
 def class_ids(logits: torch.Tensor) -> torch.Tensor:

@@ -4,9 +4,9 @@ The model is compiled for the way it is used, on first use: single calls (``back
 a served request) get OpenVINO's ``LATENCY`` hint, one stream running each call on every core;
 :meth:`OpenVinoBackend.run_batches` (a folder of images) gets the ``THROUGHPUT`` hint, several streams
 of fewer threads each, fed by asynchronous infer requests so the next batch runs while Python turns
-this one's logits into labels. On a 2-core CPU shared with decoding and label work, two streams of one
-thread each were measured about 2x faster than one stream of two threads (a preempted thread stalls
-only its own stream, not a barrier of all). Both give the same logits, bit for bit.
+this one's logits into labels. On the development 2-core CPU, shared with other jobs, two streams of one
+thread each (THROUGHPUT) ran the CamVid U-Net 2.0x faster than one stream of two (LATENCY): a preempted
+thread stalls only its own stream, not a barrier of all. Both gave the same logits, bit for bit.
 
 >>> OpenVinoBackend.suffixes(), OpenVinoBackend.cpu_only
 (('.xml', '.onnx'), True)
@@ -39,7 +39,6 @@ class OpenVinoBackend(Backend):
     export_format = "openvino"
     also_opens = (".onnx",)  # OpenVINO compiles ONNX files directly
     cpu_only = True
-    overlaps = True  # run_batches: asynchronous requests
 
     def __init__(self, path: Path, meta: CheckpointMeta, precision: str = "auto") -> None:
         import_optional("openvino", extra="openvino", purpose="--backend openvino", hint=" or use --backend torch")
