@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
-from pixelwise.core.device import resolve_workers
+from pixelwise.core.device import resolve_workers, torch_threads
 from pixelwise.core.errors import ConfigError, DataError
 from pixelwise.core.files import write_bytes
 from pixelwise.core.uncertainty import uncertainty_map
@@ -122,6 +122,10 @@ class Predictor:
         self.input_size = self.meta.input_size if input_size == "train" else input_size
         if tile == "train" and self.meta.tile is not None:
             self.tile = check_tiling(self.meta.tile, overlap)
+        # Around an exported runtime (its own thread pool on the CPU) torch's own work (normalising, resizing
+        # logits, class ids) runs on one thread: with more, the two pools spin-wait for each other's cores.
+        exported = self.backend.export_format is not None and self.device.type == "cpu"
+        self._torch_threads = 1 if exported else None
 
     @property
     def classes(self):
@@ -138,6 +142,10 @@ class Predictor:
     @torch.no_grad()
     def _labels(self, batch: dict, return_probs: bool = False) -> list:
         """Per image of a collated batch: its class ids, or ``(ids, probs)`` with ``return_probs``."""
+        with torch_threads(self._torch_threads):
+            return self._labels_of(batch, return_probs)
+
+    def _labels_of(self, batch: dict, return_probs: bool) -> list:
         logits = self._forward(normalize(batch["image"].to(self.device), self.meta.mean, self.meta.std))
         labels = []
         for k in range(logits.shape[0]):
@@ -156,9 +164,10 @@ class Predictor:
                       return_probs: bool = False):
         """``image`` predicted by overlapping ``tile`` = (h, w) tiles at its own size, whatever this predictor's
         own ``tile``; class ids, or ``(ids, probs)`` with ``return_probs`` (see :meth:`predict`)."""
-        if return_probs:
-            return predict_tiled_probs(self._tile_logits, image, tile, self.overlap, batch_size)
-        return predict_tiled(self._tile_logits, image, tile, self.overlap, batch_size)
+        with torch_threads(self._torch_threads):
+            if return_probs:
+                return predict_tiled_probs(self._tile_logits, image, tile, self.overlap, batch_size)
+            return predict_tiled(self._tile_logits, image, tile, self.overlap, batch_size)
 
     def predict(self, image: np.ndarray | str | Path, batch_size: int = 4, return_probs: bool = False):
         """``(H, W)`` class ids for one RGB uint8 image (or an image file); ``batch_size`` tiles per pass.
@@ -181,11 +190,12 @@ class Predictor:
         """
         items = []
         resize = eval_transform(self.input_size)  # once a batch: building it costs 40 times applying it
-        for index, image in enumerate(images):
-            resized = resize(image=check_rgb(image))["image"]
-            items.append({"image": torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1))),
-                          "out_size": torch.tensor(image.shape[:2]), "index": index})
-        return self._labels(_collate_images(items), return_probs)
+        with torch_threads(self._torch_threads):  # the collation's copies too
+            for index, image in enumerate(images):
+                resized = resize(image=check_rgb(image))["image"]
+                items.append({"image": torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1))),
+                              "out_size": torch.tensor(image.shape[:2]), "index": index})
+            return self._labels(_collate_images(items), return_probs)
 
     def predict_files(self, paths: Sequence[Path], batch_size: int = 4, workers: int | None = None,
                       return_probs: bool = False) -> Iterator[tuple[Path, np.ndarray]]:
