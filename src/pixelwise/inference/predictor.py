@@ -21,6 +21,7 @@ a list of checkpoints: an ensemble whose logits are averaged (:mod:`pixelwise.mo
 from __future__ import annotations
 
 import glob
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -94,6 +95,18 @@ def _collate_images(items: list[dict]) -> dict[str, torch.Tensor]:
         images[k, :, : item["image"].shape[1], : item["image"].shape[2]] = item["image"]
     return {"image": images, "image_size": torch.tensor([i["image"].shape[1:] for i in items]),
             "out_size": torch.stack([i["out_size"] for i in items]), "index": torch.tensor([i["index"] for i in items])}
+
+
+def _worker_start_method() -> str | None:
+    """How decoding workers start: ``"forkserver"`` once this process has loaded OpenVINO or onnxruntime,
+    else the default (a fork).
+
+    A fork copies the locks of the thread pools those runtimes keep running, held or not, and a worker that
+    meets a held one waits forever (a CI run hung so, predicting after OpenVINO had run in the process). A
+    forkserver starts workers from a clean process instead; like ``spawn`` it imports the calling script, so a
+    script that predicts with workers needs the usual ``if __name__ == "__main__":`` guard.
+    """
+    return "forkserver" if {"openvino", "onnxruntime"} & set(sys.modules) else None
 
 
 class Predictor:
@@ -206,10 +219,7 @@ class Predictor:
         ``workers`` decoding processes; ``None`` lets :func:`resolve_workers` pick (none on a 2-core CPU).
         """
         workers = resolve_workers(workers, self.device)
-        # Workers start from a fresh forkserver, not a fork of this process: a fork copies the locks of the
-        # OpenVINO, onnxruntime and OpenMP thread pools this process has running, held or not, and a worker
-        # that meets a held one waits forever (a CI run hung so, predicting after OpenVINO had run).
-        context = "forkserver" if workers else None
+        context = _worker_start_method() if workers else None
         if self.tile is not None:
             # batch_size=None: no collation, the workers hand over one decoded image at a time.
             loader = DataLoader(_ImageFiles(paths, None), batch_size=None, num_workers=workers,
