@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
@@ -75,6 +76,29 @@ def resolve_workers(workers: int | None, device: torch.device) -> int:
     if workers is not None:
         return workers
     return 0 if device.type == "cpu" and (os.cpu_count() or 1) <= 2 else 2
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Torch's CPU operators run on ``count`` threads inside the block (``None``: as they are).
+
+    For work beside a runtime with its own thread pool (OpenVINO, onnxruntime): torch's OpenMP threads and
+    the runtime's threads spin-wait for each other's cores. Measured serving a 128x160 U-Net on OpenVINO (2-core
+    Xeon): 10.6 ms of CPU per request with torch's 2 threads around the model, 6.3 ms with 1.
+
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+    """
+    before = torch.get_num_threads()
+    if count is None or count == before:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

@@ -11,8 +11,9 @@ Measured on the development 2-core CPU (CamVid checkpoint, 48 val images, OpenVI
 turn): pipelined 1.33x the sequential path on a quiet machine, 3.3x with other jobs on the cores (the sequential
 path's single stream of two threads suffers most from them). Two variants made no difference there (1.00x and
 1.01x): decoding threads at a lower OS priority (nice +10), so as never to preempt the model's threads, and
-labels made in one torch thread instead of two. Neither is done: the model's streams are single-threaded on
-such a CPU, so a preempted stream stalls only itself, not a barrier of all its threads.
+label work in two torch threads instead of one (the predictor keeps one beside an exported runtime, see
+``pixelwise.core.device.torch_threads``). The priority is left alone: on such a CPU the model's streams are
+single-threaded, so a preempted stream stalls only itself, not a barrier of all its threads.
 
 >>> list(prefetch(lambda x: x * x, range(5), ahead=2))
 [0, 1, 4, 9, 16]
@@ -23,6 +24,7 @@ such a CPU, so a preempted stream stalls only itself, not a barrier of all its t
 from __future__ import annotations
 
 import itertools
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -105,10 +107,15 @@ def collate_images(items: list[dict]) -> dict[str, torch.Tensor]:
 
 
 def worker_context(workers: int) -> str | None:
-    """Decoding workers start from a fresh forkserver, not a fork of this process: a fork copies the locks of
-    the OpenVINO, onnxruntime and OpenMP thread pools this process has running, held or not, and a worker
-    that meets a held one waits forever (a CI run hung so, predicting after OpenVINO had run)."""
-    return "forkserver" if workers else None
+    """How decoding workers start: ``"forkserver"`` once this process has loaded OpenVINO or onnxruntime,
+    else the default (a fork); ``None`` without workers.
+
+    A fork copies the locks of the thread pools those runtimes keep running, held or not, and a worker that
+    meets a held one waits forever (a CI run hung so, predicting after OpenVINO had run in the process). A
+    forkserver starts workers from a clean process instead; like ``spawn`` it imports the calling script, so a
+    script that predicts with workers needs the usual ``if __name__ == "__main__":`` guard.
+    """
+    return "forkserver" if workers and {"openvino", "onnxruntime"} & set(sys.modules) else None
 
 
 def file_batches(dataset: ImageFiles, batch_size: int, workers: int,

@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
-from pixelwise.core.device import resolve_workers
+from pixelwise.core.device import resolve_workers, torch_threads
 from pixelwise.core.errors import ConfigError, DataError
 from pixelwise.core.files import write_bytes
 from pixelwise.core.uncertainty import uncertainty_map
@@ -94,6 +94,10 @@ class Predictor:
         self.input_size = self.meta.input_size if input_size == "train" else input_size
         if tile == "train" and self.meta.tile is not None:
             self.tile = check_tiling(self.meta.tile, overlap)
+        # Around an exported runtime (its own thread pool on the CPU) torch's own work (normalising, resizing
+        # logits, class ids) runs on one thread: with more, the two pools spin-wait for each other's cores.
+        exported = self.backend.export_format is not None and self.device.type == "cpu"
+        self._torch_threads = 1 if exported else None
 
     @property
     def classes(self):
@@ -113,21 +117,25 @@ class Predictor:
 
     def _with_input(self, batch: dict) -> dict:
         """``batch`` with its model input added (the pipeline's decoding threads call this)."""
-        return {**batch, "input": self._normalised(batch)}
+        with torch_threads(self._torch_threads):
+            return {**batch, "input": self._normalised(batch)}
 
     @torch.no_grad()
     def _labels(self, batch: dict, return_probs: bool = False) -> list:
         """Per image of a collated batch: its class ids, or ``(ids, probs)`` with ``return_probs``."""
-        return self._labels_from(batch, self._forward(self._normalised(batch)), return_probs)
+        with torch_threads(self._torch_threads):
+            logits = self._forward(self._normalised(batch))
+        return self._labels_from(batch, logits, return_probs)
 
     @torch.no_grad()
     def _labels_from(self, batch: dict, logits: torch.Tensor, return_probs: bool) -> list:
         """Per image of a collated batch, from the batch's logits: ids at the image's own size (or ``(ids, probs)``)."""
         labels = []
-        for k in range(logits.shape[0]):
-            item = logits_at_size(logits[k], batch["image_size"][k], batch["out_size"][k])
-            ids = class_ids(item).cpu().numpy()
-            labels.append((ids, torch.softmax(item.float(), 0).cpu().numpy()) if return_probs else ids)
+        with torch_threads(self._torch_threads):
+            for k in range(logits.shape[0]):
+                item = logits_at_size(logits[k], batch["image_size"][k], batch["out_size"][k])
+                ids = class_ids(item).cpu().numpy()
+                labels.append((ids, torch.softmax(item.float(), 0).cpu().numpy()) if return_probs else ids)
         return labels
 
     @torch.no_grad()
@@ -139,9 +147,10 @@ class Predictor:
                       return_probs: bool = False):
         """``image`` predicted by overlapping ``tile`` = (h, w) tiles at its own size, whatever this predictor's
         own ``tile``; class ids, or ``(ids, probs)`` with ``return_probs`` (see :meth:`predict`)."""
-        if return_probs:
-            return predict_tiled_probs(self._tile_logits, image, tile, self.overlap, batch_size)
-        return predict_tiled(self._tile_logits, image, tile, self.overlap, batch_size)
+        with torch_threads(self._torch_threads):
+            if return_probs:
+                return predict_tiled_probs(self._tile_logits, image, tile, self.overlap, batch_size)
+            return predict_tiled(self._tile_logits, image, tile, self.overlap, batch_size)
 
     def predict(self, image: np.ndarray | str | Path, batch_size: int = 4, return_probs: bool = False):
         """``(H, W)`` class ids for one RGB uint8 image (or an image file); ``batch_size`` tiles per pass.
@@ -164,11 +173,12 @@ class Predictor:
         """
         items = []
         resize = eval_transform(self.input_size)  # once a batch: building it costs 40 times applying it
-        for index, image in enumerate(images):
-            resized = resize(image=check_rgb(image))["image"]
-            items.append({"image": torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1))),
-                          "out_size": torch.tensor(image.shape[:2]), "index": index})
-        return self._labels(collate_images(items), return_probs)
+        with torch_threads(self._torch_threads):  # the collation's copies too
+            for index, image in enumerate(images):
+                resized = resize(image=check_rgb(image))["image"]
+                items.append({"image": torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1))),
+                              "out_size": torch.tensor(image.shape[:2]), "index": index})
+            return self._labels(collate_images(items), return_probs)
 
     def predict_files(self, paths: Sequence[Path], batch_size: int = 4, workers: int | None = None,
                       return_probs: bool = False, pipelined: bool = True) -> Iterator[tuple[Path, np.ndarray]]:
