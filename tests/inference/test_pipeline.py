@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import pixelwise
+from pixelwise.core.errors import DataError
 from pixelwise.core.optional import is_installed
 from pixelwise.data.io import read_image, write_png
 from pixelwise.data.presets import get_preset
@@ -59,14 +60,14 @@ BACKENDS = ["torch", pytest.param("openvino", marks=pytest.mark.skipif(
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_pipelined_labels_are_the_sequential_ones(model_path, files, backend):
     predictor = Predictor(model_path, backend=backend, tile=None)
-    for batch_size in (1, 3, 4, 8):
+    for batch_size in (1, 2, 3, 4):  # 7 files: every one ends with a partial batch but 1
         sequential = labels(predictor, files, batch_size=batch_size, pipelined=False)
         pipelined = labels(predictor, files, batch_size=batch_size)
         assert all(np.array_equal(a, b) for a, b in zip(sequential, pipelined, strict=True)), batch_size
     assert [ids.shape for ids in sequential] == [read_image(p).shape[:2] for p in files]
 
 
-def test_only_the_pipelined_path_hands_batches_to_run_batches(model_path, files, monkeypatch):
+def test_only_pipelined_jobs_of_several_batches_go_through_run_batches(model_path, files, monkeypatch):
     predictor = Predictor(model_path, backend="torch", tile=None)
     handed = []
 
@@ -80,6 +81,22 @@ def test_only_the_pipelined_path_hands_batches_to_run_batches(model_path, files,
     assert handed == []
     labels(predictor, files, batch_size=3)
     assert handed == [3, 3, 1]
+    labels(predictor, files, batch_size=len(files))  # one batch: nothing to overlap, the latency path
+    assert handed == [3, 3, 1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_bad_image_stops_both_paths_after_the_same_labels(model_path, files, tmp_path, backend):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    paths = [*files[:4], bad, *files[4:]]
+    predictor = Predictor(model_path, backend=backend, tile=None)
+    for pipelined in (False, True):
+        done = []
+        with pytest.raises(DataError, match="bad.png"):
+            for path, _ in predictor.predict_files(paths, batch_size=2, pipelined=pipelined):
+                done.append(path)
+        assert done == files[:4], pipelined  # the batches before the bad image's, no more, no fewer
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

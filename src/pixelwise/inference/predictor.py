@@ -188,8 +188,8 @@ class Predictor:
         ``batch_size`` counts images, or tiles when tiling: then images come one at a time, at full size.
         ``workers`` decoding processes; ``None`` lets :func:`resolve_workers` pick (none on a 2-core CPU, where
         decoding runs in threads instead). ``pipelined`` (the default): the model runs the next
-        batch while this one's labels are made (see :mod:`pixelwise.inference.pipeline`); ``False``: decode,
-        model and labels one after another, batch by batch. Both give the same labels.
+        batch while this one's labels are made (see :mod:`pixelwise.inference.pipeline`); ``False``, or a job of
+        one batch: decode, model and labels one after another, batch by batch. Both give the same labels.
         """
         workers = resolve_workers(workers, self.device)
         if self.tile is not None:
@@ -200,7 +200,7 @@ class Predictor:
                 yield paths[item["index"]], self._tiled(item["image"], batch_size, return_probs)
             return
         dataset = ImageFiles(paths, self.input_size)
-        if not pipelined:
+        if not pipelined or len(paths) <= batch_size:  # one batch: nothing to overlap, and latency matters most
             loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_images,
                                 multiprocessing_context=worker_context(workers))
             for batch in loader:
@@ -222,15 +222,21 @@ class Predictor:
                 yield batch, self._labels_from(batch, self._forward(batch["input"]), return_probs)
             return
         started: deque[dict] = deque()  # the batches handed to the backend, whose logits are still to come
+        failed: list[Exception] = []
 
         def inputs() -> Iterator[torch.Tensor]:
-            for batch in batches:
-                started.append(batch)
-                yield batch["input"]
+            try:
+                for batch in batches:
+                    started.append(batch)
+                    yield batch["input"]
+            except Exception as error:  # a bad image: the batches before it still get their labels first
+                failed.append(error)
 
         for logits in self.backend.run_batches(inputs()):
             batch = started.popleft()
             yield batch, self._labels_from(batch, logits, return_probs)
+        if failed:
+            raise failed[0]
 
 
 def class_ids(logits: torch.Tensor) -> torch.Tensor:
