@@ -57,9 +57,16 @@ BACKENDS = ["torch", pytest.param("openvino", marks=pytest.mark.skipif(
     not is_installed("openvino"), reason="pip install 'pixelwise[openvino]'"))]
 
 
+def pipelining(backend: str, model_path) -> Predictor:
+    """A predictor whose predict_files pipelines, on PyTorch too (which by default it does not: no gain there)."""
+    predictor = Predictor(model_path, backend=backend, tile=None)
+    predictor.backend.overlaps = True
+    return predictor
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_pipelined_labels_are_the_sequential_ones(model_path, files, backend):
-    predictor = Predictor(model_path, backend=backend, tile=None)
+    predictor = pipelining(backend, model_path)
     for batch_size in (1, 2, 3, 4):  # 7 files: every one ends with a partial batch but 1
         sequential = labels(predictor, files, batch_size=batch_size, pipelined=False)
         pipelined = labels(predictor, files, batch_size=batch_size)
@@ -68,7 +75,7 @@ def test_pipelined_labels_are_the_sequential_ones(model_path, files, backend):
 
 
 def test_only_pipelined_jobs_of_several_batches_go_through_run_batches(model_path, files, monkeypatch):
-    predictor = Predictor(model_path, backend="torch", tile=None)
+    predictor = pipelining("torch", model_path)
     handed = []
 
     def run_batches(batches):
@@ -83,6 +90,9 @@ def test_only_pipelined_jobs_of_several_batches_go_through_run_batches(model_pat
     assert handed == [3, 3, 1]
     labels(predictor, files, batch_size=len(files))  # one batch: nothing to overlap, the latency path
     assert handed == [3, 3, 1]
+    predictor.backend.overlaps = False  # as PyTorch is by default
+    labels(predictor, files, batch_size=3)
+    assert handed == [3, 3, 1]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -90,7 +100,7 @@ def test_a_bad_image_stops_both_paths_after_the_same_labels(model_path, files, t
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
     paths = [*files[:4], bad, *files[4:]]
-    predictor = Predictor(model_path, backend=backend, tile=None)
+    predictor = pipelining(backend, model_path)
     for pipelined in (False, True):
         done = []
         with pytest.raises(DataError, match="bad.png"):
@@ -101,11 +111,12 @@ def test_a_bad_image_stops_both_paths_after_the_same_labels(model_path, files, t
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_pipelined_probs_and_tta_match_the_sequential_ones(model_path, files, backend):
-    predictor = Predictor(model_path, backend=backend, tile=None)
+    predictor = pipelining(backend, model_path)
     for (a, pa), (b, pb) in zip(labels(predictor, files, return_probs=True, pipelined=False),
                                 labels(predictor, files, return_probs=True), strict=True):
         assert np.array_equal(a, b) and np.array_equal(pa, pb)
     tta = Predictor(model_path, backend=backend, tile=None, tta_flip=True)  # TTA: several passes a batch
+    tta.backend.overlaps = True
     assert all(np.array_equal(a, b) for a, b in zip(labels(tta, files, batch_size=3, pipelined=False),
                                                     labels(tta, files, batch_size=3), strict=True))
 

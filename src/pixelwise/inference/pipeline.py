@@ -5,10 +5,12 @@
 parallel with the model), groups them with :func:`batched` (both in :func:`file_batches`, which uses
 worker processes instead where there are cores to spare), and hands the batches to the backend's
 ``run_batches``, which keeps the model busy with the next batch while Python turns the logits of
-this one into labels (OpenVINO runs requests asynchronously; see its backend).
+this one into labels (OpenVINO runs requests asynchronously; see its backend). Only a backend that does
+so (``Backend.overlaps``) is pipelined: beside PyTorch's own OpenMP threads, decoding threads cost more than
+they hide (0.80x the sequential path on a quiet 2-core CPU, CamVid U-Net in bf16, 48 images).
 
 Measured on the development 2-core CPU (CamVid checkpoint, 48 val images, OpenVINO bf16, median of 5 runs in
-turn): pipelined 1.33x the sequential path on a quiet machine, 3.3x with other jobs on the cores (the sequential
+turn): pipelined 1.38x the sequential path on a quiet machine, 3.3x with other jobs on the cores (the sequential
 path's single stream of two threads suffers most from them). Two variants made no difference there (1.00x and
 1.01x): decoding threads at a lower OS priority (nice +10), so as never to preempt the model's threads, and
 label work in two torch threads instead of one (the predictor keeps one beside an exported runtime, see

@@ -188,8 +188,9 @@ class Predictor:
         ``batch_size`` counts images, or tiles when tiling: then images come one at a time, at full size.
         ``workers`` decoding processes; ``None`` lets :func:`resolve_workers` pick (none on a 2-core CPU, where
         decoding runs in threads instead). ``pipelined`` (the default): the model runs the next
-        batch while this one's labels are made (see :mod:`pixelwise.inference.pipeline`); ``False``, or a job of
-        one batch: decode, model and labels one after another, batch by batch. Both give the same labels.
+        batch while this one's labels are made (see :mod:`pixelwise.inference.pipeline`), where the backend can
+        (OpenVINO); ``False``, another backend, or a job of one batch: decode, model and labels one after another,
+        batch by batch. Both give the same labels.
         """
         workers = resolve_workers(workers, self.device)
         if self.tile is not None:
@@ -200,7 +201,10 @@ class Predictor:
                 yield paths[item["index"]], self._tiled(item["image"], batch_size, return_probs)
             return
         dataset = ImageFiles(paths, self.input_size)
-        if not pipelined or len(paths) <= batch_size:  # one batch: nothing to overlap, and latency matters most
+        # Pipelined only where the backend runs the model asynchronously. Beside PyTorch's own threads, decoding
+        # threads cost more than they hide: 0.80x on a quiet 2-core CPU (CamVid U-Net, bf16, 48 images). And a job
+        # of one batch has nothing to overlap, and is timed by its latency.
+        if not pipelined or not self.backend.overlaps or len(paths) <= batch_size:
             loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_images,
                                 multiprocessing_context=worker_context(workers))
             for batch in loader:

@@ -45,6 +45,7 @@ class Backend(ABC):
     also_opens: tuple[str, ...] = ()  # suffixes of other exported files it runs, e.g. (".onnx",)
     cpu_only: bool = False
     precision: str = "fp32"  # what it computes in (the predictor logs it)
+    overlaps: bool = False  # run_batches runs the model while the caller works: predict_files pipelines then
     meta: CheckpointMeta
 
     @abstractmethod
@@ -53,7 +54,8 @@ class Backend(ABC):
 
     def run_batches(self, batches: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
         """Logits for each batch, in order; a backend that can run the next batch while the caller turns
-        these logits into labels overrides this (OpenVINO does). The default: one call after another.
+        these logits into labels overrides this and sets ``overlaps`` (OpenVINO does). The default: one call
+        after another.
 
         >>> class Double(Backend):
         ...     def __call__(self, images):

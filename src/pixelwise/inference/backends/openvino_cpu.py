@@ -39,6 +39,7 @@ class OpenVinoBackend(Backend):
     export_format = "openvino"
     also_opens = (".onnx",)  # OpenVINO compiles ONNX files directly
     cpu_only = True
+    overlaps = True  # run_batches: asynchronous requests
 
     def __init__(self, path: Path, meta: CheckpointMeta, precision: str = "auto") -> None:
         import_optional("openvino", extra="openvino", purpose="--backend openvino", hint=" or use --backend torch")
