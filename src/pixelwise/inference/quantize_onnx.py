@@ -84,12 +84,13 @@ class OnnxQuantizer(Quantizer):
 
 
 def float_convolutions(path: Path) -> list[str]:
-    """The convolutions of an int8 ONNX file whose input is not dequantized int8 (left in fp32), by name."""
+    """The convolutions of an int8 ONNX file whose input or weights are not dequantized int8 (left in fp32)."""
     onnx = import_optional("onnx", extra="onnx", purpose=PURPOSE)
     graph = onnx.load(str(path)).graph
     dequantized = {out for node in graph.node if node.op_type == "DequantizeLinear" for out in node.output}
+    kinds = ("Conv", "ConvTranspose", "MatMul")
     return sorted(node.name for node in graph.node
-                  if node.op_type in ("Conv", "ConvTranspose", "MatMul") and node.input[0] not in dequantized)
+                  if node.op_type in kinds and not {node.input[0], node.input[1]} <= dequantized)
 
 
 @contextlib.contextmanager

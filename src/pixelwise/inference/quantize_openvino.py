@@ -94,7 +94,7 @@ class OpenVinoQuantizer(Quantizer):
             quantized = nncf.quantize_with_accuracy_control(model, calib, val, validate, max_drop=max_drop,
                                                             drop_type=nncf.DropType.ABSOLUTE, **common)
             done = {"mode": "accuracy-aware", "max_drop_points": max_drop}
-        done["float_layers"] = float_layers(model, quantized)
+        done["float_layers"] = float_layers(quantized)
         quantized.set_rt_info(meta_json, ["pixelwise"])
         ov.save_model(quantized, str(out), compress_to_fp16=False)
         return done
@@ -111,14 +111,21 @@ class OpenVinoQuantizer(Quantizer):
         staged.with_suffix(".bin").replace(path.with_suffix(".bin"))
 
 
-def float_layers(original: Any, quantized: Any) -> list[str]:
-    """The convolutions and matrix products of ``original`` that the int8 model left without an int8 input
-    (the accuracy-aware mode's reverted layers, or ones NNCF skips), by name."""
+def float_layers(quantized: Any) -> list[str]:
+    """The convolutions and matrix products of the int8 model whose weights are not int8 (the accuracy-aware
+    mode's reverted layers, or ones NNCF skips), by name.
+
+    Judged by the weights, not the input: NNCF quantizes a concatenation's or padding's inputs, not its output,
+    so a U-Net decoder convolution reads int8 data through a Concat that has no quantize node of its own.
+    """
     kinds = {"Convolution", "GroupConvolution", "ConvolutionBackpropData", "MatMul"}
-    quantized_inputs = set()
-    for op in quantized.get_ops():
-        if op.get_type_name() in kinds and any(
-                i.get_source_output().get_node().get_type_name() == "FakeQuantize" for i in op.inputs()):
-            quantized_inputs.add(op.get_friendly_name())
-    return sorted(op.get_friendly_name() for op in original.get_ops()
-                  if op.get_type_name() in kinds and op.get_friendly_name() not in quantized_inputs)
+    return sorted(op.get_friendly_name() for op in quantized.get_ops() if op.get_type_name() in kinds
+                  and not _int8_constant_above(op.input(1).get_source_output().get_node()))
+
+
+def _int8_constant_above(node: Any, depth: int = 6) -> bool:
+    """Whether an 8-bit (or narrower) integer constant feeds ``node`` within ``depth`` steps: the int8 weights
+    NNCF stores, followed by Convert, Subtract (zero point) and Multiply (scale) nodes."""
+    if node.get_type_name() == "Constant":
+        return node.get_output_element_type(0).get_type_name() in ("i8", "u8", "i4", "u4")
+    return depth > 0 and any(_int8_constant_above(i.get_source_output().get_node(), depth - 1) for i in node.inputs())

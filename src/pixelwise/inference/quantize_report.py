@@ -21,6 +21,8 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 
+import torch
+
 from pixelwise.core.constants import TARGET_IGNORE
 from pixelwise.core.machine import cpu_flags, cpu_model
 from pixelwise.core.metrics import ConfusionMatrix
@@ -34,24 +36,31 @@ SPEED_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "avx512_bf16", "amx_bf16")
 def compare_models(models: dict[str, LogitsFn], batches: Iterable[dict], classes: ClassSpec,
                    mean: Sequence[float], std: Sequence[float], reference: str = "fp32") -> dict:
     """Score every model of ``models`` on ``batches``: mIoU, per-class IoU, label agreement with ``reference``
-    over the pixels of every image (ignored ones too: agreement needs no truth) and seconds per image."""
+    over the pixels of every image (ignored ones too: agreement needs no truth) and the model's seconds per image
+    (its call alone: resizing the logits and the argmax cost every model the same)."""
     cms = {name: ConfusionMatrix(classes.num_classes, classes.names) for name in models}
     seconds = dict.fromkeys(models, 0.0)
+
+    def timed(name: str) -> LogitsFn:  # the model's own time: resizing logits and argmax are the same for all
+        def run(images: torch.Tensor) -> torch.Tensor:
+            start = time.perf_counter()
+            logits = models[name](images)
+            seconds[name] += time.perf_counter() - start
+            return logits
+
+        return run
+
     same, pixels, images = dict.fromkeys(models, 0), 0, 0
     for number, batch in enumerate(batches):
         if number == 0:  # compile each model's kernels for this shape before anything is timed
             for fn in models.values():
                 batch_predictions(fn, batch, mean, std)
-        predictions = {}
-        for name, fn in models.items():
-            start = time.perf_counter()
-            predictions[name] = batch_predictions(fn, batch, mean, std)
-            seconds[name] += time.perf_counter() - start
-            cms[name].update(predictions[name], batch["mask"])
+        predictions = {name: batch_predictions(timed(name), batch, mean, std) for name in models}
         valid = predictions[reference] != TARGET_IGNORE  # the padding of smaller masks is no pixel
         pixels += int(valid.sum())
         images += len(batch["mask"])
         for name, labels in predictions.items():
+            cms[name].update(labels, batch["mask"])
             same[name] += int(((labels == predictions[reference]) & valid).sum())
     scores = {name: cm.compute() for name, cm in cms.items()}
     return {
