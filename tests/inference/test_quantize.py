@@ -118,6 +118,8 @@ def test_bad_input_is_one_clear_error(checkpoint, int8_ir, tiny_data, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no images to calibrate on"):
         quantize_model(checkpoint, tmp_path / "empty", tmp_path / "a.xml")
+    with pytest.raises(ConfigError, match="pass --val with a labelled dataset"):
+        quantize_model(checkpoint, tiny_data / "images" / "train", tmp_path / "a.xml")
     with pytest.raises(ConfigError, match="already exists"):
         quantize_model(checkpoint, tiny_data)  # best_int8.xml was written by the fixture
     with pytest.raises(ConfigError, match="writes a .xml file"):

@@ -141,6 +141,9 @@ def quantize_model(source: str | Path, calib: str | Path, out: str | Path | None
     if not source.is_file():
         raise DataError(f"{source}: model file not found")
     files = calibration_files(calib, calib_split, samples, data_format)
+    if val is None and files[0].parent == calib:
+        raise ConfigError(f"{calib}: a folder of images calibrates, but scoring fp32 against int8 needs labels; "
+                          "pass --val with a labelled dataset")
     fp32, meta = fp32_model(source, quantizer.export_format)
     validation = validation_set(Path(val) if val is not None else calib, split, data_format, meta)
     log(f"calibrating on {len(files)} images of {calib}; validating on {split} of {val or calib}")
