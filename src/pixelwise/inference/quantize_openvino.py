@@ -1,7 +1,8 @@
 """``openvino`` int8: NNCF's post-training quantization of an OpenVINO model.
 
 NNCF (OpenVINO's own compression library) inserts int8 quantize/dequantize pairs on every convolution's
-input and weights, with ranges read from calibration images, and folds the weights to int8. In the
+input and weights, with ranges read from calibration images, folds the weights to int8, and corrects each
+layer's bias for the shift int8 rounding causes in its mean output. In the
 accuracy-aware mode (``max_drop``) it then scores the int8 model with the validation function (here the
 mIoU, in points, on the val split), and while the drop exceeds ``max_drop`` it reverts the layers whose
 quantization hurts most to floating point, one group at a time.
@@ -77,7 +78,10 @@ class OpenVinoQuantizer(Quantizer):
         nncf, ov = import_nncf(), import_optional("openvino", extra="int8", purpose="pixelwise quantize")
         model = openvino_core().read_model(str(fp32))
         calib = nncf.Dataset(calibration)
-        common = {"subset_size": len(calibration), "target_device": nncf.TargetDevice.CPU}
+        # Full bias correction, not NNCF's fast default: on the CamVid recipe's checkpoint it raised the int8
+        # labels' agreement with fp32 from 99.00% to 99.48% (README "int8 models"), for a minute more here.
+        common = {"subset_size": len(calibration), "target_device": nncf.TargetDevice.CPU,
+                  "fast_bias_correction": False}
         if max_drop is None:
             quantized = nncf.quantize(model, calib, **common)
             done: dict = {"mode": "plain"}
