@@ -58,7 +58,7 @@ def test_evaluate_and_predict_take_the_int8_model(quantized, tiny_data, tmp_path
     assert pred.returncode == 0, pred.stderr
     labels = np.array(Image.open(tmp_path / "pred" / f"{image.stem}_labels.png"))
     fp32 = Predictor(checkpoint, backend="torch", precision="fp32").predict(image)
-    assert (labels == fp32).mean() >= 0.95  # the tiny model's int8 labels agree on 98% (see tests/inference)
+    assert (labels == fp32).mean() >= 0.95  # the tiny model's int8 labels agree on 98.5% (see tests/inference)
 
 
 def test_evaluate_refuses_an_exported_model_in_an_ensemble(quantized, tiny_data):

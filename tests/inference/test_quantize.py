@@ -22,7 +22,7 @@ from pixelwise.models.checkpoint import CheckpointMeta, save_checkpoint
 pytest.importorskip("nncf", reason="pip install 'pixelwise[int8]'")
 pytest.importorskip("onnxscript", reason="pip install 'pixelwise[onnx]'")
 
-# The share of pixels whose int8 label must equal fp32's on the tiny model below (measured: 98.3% with NNCF,
+# The share of pixels whose int8 label must equal fp32's on the tiny model below (measured: 98.5% with NNCF,
 # 98.9% with onnxruntime, on 4 images of 48x64). Lower than the 99% asked of a trained CamVid model: a random
 # model's logits have far more near-ties, which int8 rounding flips.
 MIN_AGREEMENT = 0.95
