@@ -41,9 +41,16 @@ from pixelwise.inference.export import EXPORTERS, exporter_for_file, read_model_
 from pixelwise.models.checkpoint import CheckpointMeta, load_checkpoint, read_meta
 from pixelwise.models.ensemble import Checkpoints, load_ensemble
 
-# The break-even of converting a checkpoint to OpenVINO inside a predict job, measured on the development
-# CPU (2 cores of a Xeon with AMX, shared): see BREAK_EVEN below this line for the figures.
-AUTO_OPENVINO_MIN_IMAGES = 16
+# A checkpoint with no conversion ready is converted inside a predict job only when the job is long enough for
+# OpenVINO's faster images to repay the conversion; below that, staying in PyTorch is faster. Measured on the
+# development CPU (2 cores of a Xeon with AMX, bf16 in both runtimes, shared with other jobs; wall seconds):
+# * the CamVid recipe's U-Net (EfficientNet-Lite0, 240x320): converting took 14.4 s, an image 358 ms in PyTorch
+#   and 107 ms in OpenVINO (predict_files, batch 4), so converting pays from 57 images (46 by CPU seconds);
+# * a U-Net/ResNet-34 at 352x480 (benchmarks/bench_predict_process.py): 13.0 s, 551 vs 167 ms: from 34 images.
+# 64 is above both: a job that converts is at worst about as fast as PyTorch, and a cached or train-written IR
+# (no conversion at all) runs on OpenVINO from the first image. Converting in the background while PyTorch
+# predicts was not taken: on a 2-core CPU the conversion would take the cores PyTorch predicts on.
+AUTO_OPENVINO_MIN_IMAGES = 64
 # The key, in the metadata of a conversion written beside its checkpoint, of the checkpoint's digest.
 SOURCE_DIGEST = "source_sha256"
 
