@@ -158,11 +158,12 @@ def open_backend(source: Checkpoints | nn.Module, backend: str = "auto", device:
     path = Path(source)
     if exporter_for_file(path) is not None:
         return open_exported(path, backend, precision)
+    meta = read_meta(path)  # first: a missing or damaged checkpoint is the error, whatever the backend
     chosen = BACKENDS.get(auto_backend(path, torch_device, num_images, compile) if backend == "auto" else backend)
     ready = ready_conversion([path], chosen.export_format) if chosen.export_format is not None else None
     if ready is not None:  # no PyTorch model to build (nor timm to import): the start-up is the runtime's alone
         check_cpu_only(chosen, device)
-        return chosen.from_file(ready, read_meta(path), precision)
+        return chosen.from_file(ready, meta, precision)
     model, meta = load_checkpoint(path)
     return run_model(chosen, model, meta, [path], device, precision, compile)
 
