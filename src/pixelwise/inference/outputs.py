@@ -80,16 +80,19 @@ def register_output(name: str, suffix: str = ".png", needs_probs: bool = False):
 
 @register_output("labels")
 def labels_png(p: Prediction) -> bytes:
+    """The class ids as an index PNG (what ``read_mask`` reads back)."""
     return encode_png(p.labels)
 
 
 @register_output("color")
 def color_png(p: Prediction) -> bytes:
+    """The class ids in the classes' colours."""
     return encode_png(colorize(p.labels, p.palette))
 
 
 @register_output("overlay")
 def overlay_png(p: Prediction) -> bytes:
+    """The colours blended into the photo, each class outlined (:func:`pixelwise.core.draw.overlay`)."""
     # The photo is decoded again here, in a writer thread, rather than kept from the prediction: the
     # predictor holds images resized to the model's size, and keeping originals would hold a batch more.
     return encode_png(overlay(read_image(p.image), p.labels, p.palette))
@@ -97,11 +100,13 @@ def overlay_png(p: Prediction) -> bytes:
 
 @register_output("probs", suffix=".npz", needs_probs=True)
 def probs_file(p: Prediction) -> bytes:
+    """The class probabilities, float16, with the class names (:func:`probs_npz`)."""
     return probs_npz(p.probs, p.class_names)
 
 
 @register_output("uncertainty", needs_probs=True)
 def uncertainty_file(p: Prediction) -> bytes:
+    """The uncertainty map as a grey PNG (:func:`uncertainty_png`)."""
     return uncertainty_png(p.probs, p.uncertainty)
 
 
