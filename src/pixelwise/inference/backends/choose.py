@@ -43,14 +43,18 @@ from pixelwise.models.ensemble import Checkpoints, load_ensemble
 
 # A checkpoint with no conversion ready is converted inside a predict job only when the job is long enough for
 # OpenVINO's faster images to repay the conversion; below that, staying in PyTorch is faster. Measured on the
-# development CPU (2 cores of a Xeon with AMX, bf16 in both runtimes, shared with other jobs; wall seconds):
-# * the CamVid recipe's U-Net (EfficientNet-Lite0, 240x320): converting took 14.4 s, an image 358 ms in PyTorch
-#   and 107 ms in OpenVINO (predict_files, batch 4), so converting pays from 57 images (46 by CPU seconds);
-# * a U-Net/ResNet-34 at 352x480 (benchmarks/bench_predict_process.py): 13.0 s, 551 vs 167 ms: from 34 images.
-# 64 is above both: a job that converts is at worst about as fast as PyTorch, and a cached or train-written IR
-# (no conversion at all) runs on OpenVINO from the first image. Converting in the background while PyTorch
-# predicts was not taken: on a 2-core CPU the conversion would take the cores PyTorch predicts on.
-AUTO_OPENVINO_MIN_IMAGES = 64
+# development CPU (2 cores of a Xeon with AMX, bf16 in both runtimes), in CPU seconds on one thread, which other
+# jobs on the machine barely change (wall times on it swung 10x with their load):
+# * the CamVid recipe's U-Net (EfficientNet-Lite0, 240x320): converting took 3.7 s, an image 39 ms in PyTorch and
+#   15 ms in OpenVINO: converting pays from 151 images on one core, about 300 on two (both runtimes halve);
+# * a U-Net/ResNet-34 at 352x480: 2.4 s, 86 vs 40 ms: from 53 images on one core, about 106 on two; measured
+#   whole on two quiet cores (benchmarks/bench_predict_process.py): 3.2 s, 70 vs 58 ms: from 262 images.
+# 320 is above all of these: a job that converts is at worst about as fast as PyTorch, and a cached or
+# train-written IR (no conversion at all) runs on OpenVINO from the first image. On a busy machine OpenVINO
+# gains far more (PyTorch's threads suffer most from sharing cores: 1051 vs 112 ms an image), but the rule must
+# not bet on that. Converting in the background while PyTorch predicts was not taken: on a 2-core CPU the
+# conversion would take the cores PyTorch predicts on.
+AUTO_OPENVINO_MIN_IMAGES = 320
 # The key, in the metadata of a conversion written beside its checkpoint, of the checkpoint's digest.
 SOURCE_DIGEST = "source_sha256"
 

@@ -4,11 +4,11 @@ Two routes, the cheaper first: OpenVINO's own PyTorch converter (``ov.convert_mo
 the model), kept only when the IR it makes gives PyTorch's logits at an odd size and another batch (so no
 shape was frozen by the trace); else PyTorch -> ONNX (:mod:`pixelwise.inference.export.onnx_file`, which
 handles every registered model, SegNet's max-unpooling included, which tracing cannot) -> OpenVINO. On the
-CamVid recipe's U-Net (EfficientNet-Lite0) the first took 11 s of CPU, the ONNX route 42 s (measured on
-the development CPU; both IRs within 2e-5 of PyTorch), which is what ``train`` adds when it writes the IR
-and what ``predict`` pays when it converts. The IR keeps dynamic batch, height and width, names its input
-``image`` and its output ``logits``, and carries the checkpoint's metadata in its runtime info under
-``"pixelwise"``.
+CamVid recipe's U-Net (EfficientNet-Lite0) the first took 11 s of CPU and the ONNX route 42 s, in one run on
+the shared development CPU (both IRs within 2e-5 of PyTorch); on quiet cores the first takes about 3 s. That
+is what ``train`` adds when it writes the IR, and what ``predict`` pays when it converts. The IR keeps
+dynamic batch, height and width, names its input ``image`` and its output ``logits``, and carries the
+checkpoint's metadata in its runtime info under ``"pixelwise"``.
 
 >>> import tempfile, pixelwise
 >>> from pathlib import Path
