@@ -12,6 +12,7 @@ merged into the recipe's ``model_kwargs``; ``--class-weights`` is parsed first.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,8 +37,10 @@ from pixelwise.cli.common import (
     Workers,
     parse_scales,
 )
-from pixelwise.core.errors import ConfigError
+from pixelwise.core.errors import ConfigError, one_line
 from pixelwise.core.metrics import format_table
+from pixelwise.core.optional import is_installed
+from pixelwise.inference.backends import write_conversion_beside
 from pixelwise.training.config import TrainConfig, load_config
 from pixelwise.training.evaluate import evaluate_checkpoint
 from pixelwise.training.folds import FoldsResult, planned_folds_config, train_or_cross_validate
@@ -106,6 +109,10 @@ def train(
     plan: Annotated[bool | None, typer.Option("--plan/--no-plan", help=(
         "Plan the recipe from the dataset's fingerprint and this machine's speed (flags win). Default: "
         "plan when there is neither --config nor --epochs."))] = None,
+    openvino: Annotated[bool, typer.Option("--openvino/--no-openvino", help=(
+        "When the run ends, also write the best checkpoint as OpenVINO IR beside it (best.xml + best.bin, "
+        "when openvino is installed), so that predict runs it on the CPU from the first image, converting "
+        "nothing."))] = True,
 ) -> None:
     """Train a model; writes RUN_DIR/best.safetensors, metrics.csv, plots and report.html.
 
@@ -119,6 +126,9 @@ def train(
     """
     # Every option reaches the recipe by name through ctx.params, which is why most are not used here.
     result = train_from_flags(ctx.params)
+    finished = result.is_main and result.stop_reason != "interrupted"  # Ctrl-C: the user wants out, not an export
+    if openvino and finished and isinstance(result, TrainResult) and result.best_checkpoint.is_file():
+        write_openvino_beside(result.best_checkpoint)  # before the report, whose line is the last
     if result.is_main:  # under torchrun / accelerate launch only the first process reports
         report_training(result)
     if result.stop_reason == "interrupted":
@@ -207,6 +217,24 @@ def report_training(result: TrainResult | FoldsResult) -> None:
         typer.echo(f"best val mIoU: {result.best_metrics['miou']:.4f}  ->  {result.best_checkpoint}")
     if result.report is not None:  # the last line: where to look first
         typer.echo(f"report: {result.report}")
+
+
+def write_openvino_beside(checkpoint: Path) -> None:
+    """Write ``checkpoint``'s OpenVINO IR beside it for predict's ``auto`` rule, and say so.
+
+    Never fails the run: the checkpoint is already written, and without the IR predict still works (it runs
+    PyTorch, or converts when a job is long enough to pay for it). So a failure is one warning line.
+    """
+    if not is_installed("openvino"):
+        return
+    start = time.perf_counter()
+    try:
+        path = write_conversion_beside(checkpoint, "openvino")
+    except Exception as e:  # any failure of the export (a model the exporter cannot take, a full disk) is a warning
+        typer.echo(f"warning: {checkpoint}: could not write its OpenVINO model for predict ({one_line(e)}); "
+                   "predict runs the checkpoint as before", err=True)
+        return
+    typer.echo(f"openvino: {path} ({time.perf_counter() - start:.1f} s); predict runs it with no conversion")
 
 
 def evaluate(
