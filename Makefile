@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev,coco,onnx,openvino,pretrained,serve]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,coco,int8,onnx,openvino,pretrained,serve]"
 	# Test-only reference for the Cityscapes label table; --no-deps: its labels module needs none of
 	# its requirements (which include the obsolete 'typing' backport).
 	$(BIN)/pip install -q --no-deps cityscapesscripts==2.3.0

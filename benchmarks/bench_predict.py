@@ -40,6 +40,7 @@ from pixelwise.core.optional import is_installed
 from pixelwise.data.io import read_image
 from pixelwise.data.presets import get_preset
 from pixelwise.data.transforms import eval_transform, normalize
+from pixelwise.inference.backends import AUTO_OPENVINO_MIN_IMAGES
 from pixelwise.inference.compare import compare_with_runtime
 from pixelwise.inference.export import export_checkpoint, export_onnx, export_openvino
 from pixelwise.inference.predictor import Predictor
@@ -223,8 +224,9 @@ def notes(f: dict) -> list[str]:
         f"precision `auto`, batch 4, {f['default_workers']} background decoding workers (`resolve_workers`: none "
         "on a CPU of 2 cores or fewer, where they would preempt the model's threads, else 2), labels resized back "
         "to 360x480. `auto` runs an "
-        "exported OpenVINO IR on OpenVINO; for a pixelwise checkpoint on a CPU it makes (and caches) that same IR "
-        "once the job has 16 or more images. The smp module is not a pixelwise architecture, so it is exported "
+        "exported OpenVINO IR on OpenVINO; for a pixelwise checkpoint on a CPU it runs the IR `train` wrote beside "
+        f"it, else makes (and caches) one once the job has {AUTO_OPENVINO_MIN_IMAGES} or more images. The smp module "
+        "is not a pixelwise architecture, so it is exported "
         f"with `export_openvino(model, meta, path)` and the IR is passed. Here that is **{f['default_backend']}** "
         f"(IR vs PyTorch fp32 logits: max abs difference {f['smp_ir_max_abs_diff']:.1e}).",
         f"Profile of the plain loop: decoding + resizing + normalising {f['decode_ms']:.0f} ms/image, the eager fp32 "

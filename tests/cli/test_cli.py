@@ -50,8 +50,8 @@ def test_train_evaluate_predict(trained, tiny_data):
     from pixelwise.inference.predictor import Predictor
 
     assert np.array_equal(Predictor(ckpt).predict(images[0]), labels)
-    for kind in ["color", "overlay"]:
-        assert Image.open(root / "pred" / f"{images[1].stem}_{kind}.png").size == (64, 48)
+    assert Image.open(root / "pred" / f"{images[1].stem}_overlay.png").size == (64, 48)
+    assert not (root / "pred" / f"{images[1].stem}_color.png").exists()  # labels + overlay unless --outputs says
     again = run_main("predict", str(ckpt), str(images[0]), "--out", str(root / "pred"))
     assert again.returncode == 2 and "--overwrite" in again.stderr
 

@@ -47,7 +47,7 @@ def test_predict_saves_probabilities_and_uncertainty(checkpoint, tmp_path):
                    "--backend", "torch", "--precision", "fp32", "--save-probs", "--save-uncertainty",
                    "--uncertainty", "margin")
     assert out.returncode == 0, out.stderr
-    assert "wrote 5 files for 1 images" in out.stdout
+    assert "wrote 4 files for 1 images" in out.stdout  # labels, overlay (the default), probs, uncertainty
     saved = np.load(tmp_path / "out" / "photo_probs.npz")
     _, probs = Predictor(checkpoint, precision="fp32", backend="torch").predict(image, return_probs=True)
     assert saved["probs"].dtype == np.float16 and saved["classes"].tolist() == ["a", "b", "c"]

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import save_file
 
-import pixelwise.models.segnet as segnet_module  # registers "segnet"
+import pixelwise.models.segnet  # noqa: F401  (registers "segnet")
 from pixelwise.core.errors import CheckpointError, ConfigError
 from pixelwise.models.registry import create_model, describe_model, list_models
 from pixelwise.models.segnet import SegNet
@@ -135,7 +135,7 @@ def test_encoder_weights_errors(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("no network")
 
-    monkeypatch.setattr(segnet_module.timm, "create_model", offline)
+    monkeypatch.setattr("timm.create_model", offline)  # the module pretrained.py imports when it needs it
     with pytest.raises(CheckpointError, match="ImageNet weights for encoder 'vgg16_bn' not found locally"):
         SegNet(encoder_weights="imagenet")
 

@@ -46,7 +46,7 @@ def test_health_model_and_schema(client, served_checkpoint):
 def test_labels_equal_what_predict_writes(client, served_checkpoint, street_png, tmp_path):
     """The default answer is the class-id PNG `pixelwise predict` writes for the same file and checkpoint."""
     out = run_main("predict", str(served_checkpoint), str(street_png), "--out", str(tmp_path), "--backend", "torch",
-                   "--precision", "fp32", "--save-probs", "--save-uncertainty")
+                   "--precision", "fp32", "--outputs", "labels,color,overlay", "--save-probs", "--save-uncertainty")
     assert out.returncode == 0, out.stderr
     labels = png(post(client, street_png))
     written = np.array(Image.open(tmp_path / "street_labels.png"))

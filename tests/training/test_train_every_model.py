@@ -1,4 +1,5 @@
-"""Every registered model trains, evaluates and predicts end to end through the CLI (tiny settings)."""
+"""Every registered model trains, evaluates and predicts end to end through the CLI (tiny settings); train leaves its
+OpenVINO IR, which predict runs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 import yaml
 
 import pixelwise
+from pixelwise.core.optional import is_installed
 from pixelwise.testing import SMALL_MODEL_OPTIONS as SMALL
 from pixelwise.testing import run_main
 
@@ -41,3 +43,6 @@ def test_cli_trains_evaluates_and_predicts(name, tiny_data, tmp_path):
                          "--workers", "0")
     assert predicted.returncode == 0, predicted.stderr
     assert len(list((tmp_path / "p").glob("*_labels.png"))) == 4
+    if is_installed("openvino") and is_installed("onnxscript"):  # train left the IR, and predict ran it
+        assert (run / "best.xml").is_file() and "could not write its OpenVINO model" not in trained.stderr
+        assert "backend: openvino" in predicted.stdout

@@ -1,6 +1,6 @@
 """The ``pixelwise`` command: a thin layer over the library (typer).
 
-Each command lives in the module named after it (``cli/train.py`` holds ``train`` and ``evaluate``,
+Each command lives in the module named after it (``cli/train.py`` holds ``train``,
 ``cli/predict.py`` ``predict`` and ``export``, ...); this module gathers them into one app and runs it.
 Every user-fixable problem ends as one ``error: ...`` line on stderr and a non-zero exit (2 for bad
 input or options, 130 when interrupted), never a traceback.
@@ -20,12 +20,14 @@ from typer.exceptions import TyperException
 from pixelwise.cli.common import EXIT_INTERRUPTED, EXIT_USAGE
 from pixelwise.cli.datasets import datasets_app
 from pixelwise.cli.demo import demo
+from pixelwise.cli.evaluate import evaluate
 from pixelwise.cli.models import models_app
 from pixelwise.cli.plan import plan
 from pixelwise.cli.predict import export, predict
+from pixelwise.cli.quantize import quantize
 from pixelwise.cli.rank import rank
 from pixelwise.cli.serve import serve
-from pixelwise.cli.train import evaluate, train
+from pixelwise.cli.train import train
 from pixelwise.core.errors import PixelwiseError, describe_os_error, one_line
 from pixelwise.core.plugins import load_plugins
 
@@ -39,7 +41,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 # `pixelwise --help` lists the commands in this order (the groups after them).
-for command in (demo, plan, train, evaluate, predict, rank, export, serve):
+for command in (demo, plan, train, evaluate, predict, rank, export, quantize, serve):
     app.command()(command)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(models_app, name="models")

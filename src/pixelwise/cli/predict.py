@@ -37,12 +37,14 @@ from pixelwise.inference.compare import compare_with_runtime
 from pixelwise.inference.export import EXPORTERS, OPSET, export_checkpoint, list_export_formats
 from pixelwise.inference.export.base import read_model_meta
 from pixelwise.inference.export.onnx_file import in_channels
+from pixelwise.inference.outputs import DEFAULT_OUTPUTS, OUTPUTS, parse_outputs
 from pixelwise.inference.predictor import expand_inputs, predict_to_folder
 from pixelwise.models.checkpoint import read_meta
 from pixelwise.models.ensemble import load_checkpoints
 
 
 def predict(
+    # long function: one typer option per choice (the help lists them); the body is a dozen lines.
     checkpoint: Annotated[Path, typer.Argument(
         help="A best.safetensors written by train, or an exported .onnx / OpenVINO .xml. More .safetensors "
              "files right after it make an ensemble: their logits are averaged.")],
@@ -64,29 +66,36 @@ def predict(
     tta_scales: TtaScales = None,
     backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model (torch backend).")] = False,
-    save_probs: Annotated[bool, typer.Option(
-        "--save-probs", help="Also write <name>_probs.npz: the class probabilities, float16 (classes, H, W).")] = False,
+    outputs: Annotated[str, typer.Option(help=(
+        f"What to write per image, comma-separated: {one_of(OUTPUTS.names())}: <name>_labels.png (class ids), "
+        "_color.png (class colours), _overlay.png (colours on the photo), _probs.npz (class probabilities, "
+        "float16) and _uncertainty.png (0 certain .. 255 most uncertain)."))] = ",".join(DEFAULT_OUTPUTS),
+    save_probs: Annotated[bool, typer.Option("--save-probs", help="Also write probs (as in --outputs).")] = False,
     save_uncertainty: Annotated[bool, typer.Option(
-        "--save-uncertainty", help="Also write <name>_uncertainty.png: 0 certain .. 255 most uncertain.")] = False,
+        "--save-uncertainty", help="Also write uncertainty (as in --outputs).")] = False,
     uncertainty: Annotated[str, typer.Option(
-        help="What --save-uncertainty measures: entropy (over log(classes)) or margin (1 - the top class's "
+        help="What the uncertainty output measures: entropy (over log(classes)) or margin (1 - the top class's "
              "probability).")] = "entropy",
     to: Annotated[str | None, typer.Option("--to", help=(
         f"Also write the predictions as a labelling tool's pre-annotations, to correct there: "
-        f"{one_of(list_preannotation_formats())}. With --save-uncertainty, tools that rank by a score get each "
+        f"{one_of(list_preannotation_formats())}. With the uncertainty output, tools that rank by a score get each "
         "image's mean certainty."))] = None,
 ) -> None:
-    """Label images; writes <name>_labels.png (class ids), <name>_color.png and <name>_overlay.png.
+    """Label images; writes <name>_labels.png (class ids) and <name>_overlay.png, or what --outputs names.
 
     \b
     Examples:
       pixelwise predict runs/camvid/best.safetensors data/camvid/val --out preds
+      pixelwise predict runs/camvid/best.safetensors data/camvid/val --out preds --outputs labels,color,overlay
       pixelwise predict runs/sat/best.safetensors big.tif --out preds --tile 512x512 --overlap 0.25 --tta-flip
       pixelwise predict runs/a/best.safetensors runs/b/best.safetensors photos/ --out preds    (an ensemble)
-      pixelwise predict runs/camvid/best.safetensors photo.jpg --out preds --save-probs --save-uncertainty
+      pixelwise predict runs/camvid/best.safetensors photo.jpg --out preds --outputs labels,probs,uncertainty
       pixelwise predict runs/cells/best.safetensors images/ --out preds --to label-studio
     """
     models, inputs = split_models(checkpoint, inputs)
+    kinds = parse_outputs([*parse_outputs(outputs), *["probs"] * save_probs, *["uncertainty"] * save_uncertainty])
+    if to is not None and "labels" not in kinds:  # the pre-annotations are made from the labels files
+        raise ConfigError(f"--to {to} needs the labels output; add labels to --outputs ({','.join(kinds)})")
     writer = _preannotation_writer(to, models, out, overwrite) if to is not None else None
     tile_size = "train" if tile is None else None if tile.lower() == "none" else parse_size_option(tile, "--tile")
     if not 0 <= overlap < 1:
@@ -94,8 +103,8 @@ def predict(
     scales = parse_scales(tta_scales) if tta_scales is not None else (1.0,)
     written = predict_to_folder(models, inputs, out, batch_size, workers, overwrite, device, precision,
                                 tile=tile_size, overlap=overlap, tta_flip=tta_flip, tta_scales=scales,
-                                backend=backend, compile=compile, log=typer.echo, save_probs=save_probs,
-                                save_uncertainty=uncertainty if save_uncertainty else None)
+                                backend=backend, compile=compile, log=typer.echo, outputs=kinds,
+                                save_uncertainty=uncertainty if "uncertainty" in kinds else None)
     typer.echo(f"wrote {sum(map(len, written))} files for {len(written)} images to {out}")
     if writer is not None:
         path = write_preannotations(writer, expand_inputs(inputs), written, out)
@@ -119,7 +128,7 @@ def _preannotation_writer(to: str, models: list[Path], out: Path, overwrite: boo
 
 def write_preannotations(writer: PreAnnotationWriter, images: list[Path], written: list[dict[str, Path]],
                          out: Path) -> Path:
-    """Hand the writer each image's ``_labels.png`` as predict wrote it (and, with --save-uncertainty, a
+    """Hand the writer each image's ``_labels.png`` as predict wrote it (and, with the uncertainty output, a
     score: 1 - the mean of ``_uncertainty.png``), then write its file into ``out``."""
     for image, files in zip(images, written, strict=True):
         score = 1.0 - float(read_mask(files["uncertainty"]).mean()) / 255.0 if "uncertainty" in files else None

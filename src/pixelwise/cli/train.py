@@ -1,4 +1,4 @@
-"""``pixelwise train`` and ``pixelwise evaluate``.
+"""``pixelwise train`` (``pixelwise evaluate`` lives in ``cli/evaluate.py``).
 
 ``train`` builds its recipe generically: every flag named like a :class:`TrainConfig` field sets that
 field when given, so a new field needs only its flag here. ``--model-option`` and ``--upsample`` are
@@ -12,6 +12,7 @@ merged into the recipe's ``model_kwargs``; ``--class-weights`` is parsed first.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,18 +29,15 @@ from pixelwise.cli.common import (
     OPTIMIZER_HELP,
     SCHEDULE_HELP,
     UPSAMPLE_HELP,
-    BatchSize,
     Device,
     Precision,
-    TtaFlip,
-    TtaScales,
     Workers,
-    parse_scales,
 )
-from pixelwise.core.errors import ConfigError
+from pixelwise.core.errors import ConfigError, one_line
 from pixelwise.core.metrics import format_table
+from pixelwise.core.optional import is_installed
+from pixelwise.inference.backends import write_conversion_beside
 from pixelwise.training.config import TrainConfig, load_config
-from pixelwise.training.evaluate import evaluate_checkpoint
 from pixelwise.training.folds import FoldsResult, planned_folds_config, train_or_cross_validate
 from pixelwise.training.folds import summary as folds_summary
 from pixelwise.training.plan_dataset import planned_config
@@ -106,6 +104,10 @@ def train(
     plan: Annotated[bool | None, typer.Option("--plan/--no-plan", help=(
         "Plan the recipe from the dataset's fingerprint and this machine's speed (flags win). Default: "
         "plan when there is neither --config nor --epochs."))] = None,
+    openvino: Annotated[bool, typer.Option("--openvino/--no-openvino", help=(
+        "When the run ends, also write the best checkpoint as OpenVINO IR beside it (best.xml + best.bin, "
+        "when openvino is installed), so that predict runs it on the CPU from the first image, converting "
+        "nothing."))] = True,
 ) -> None:
     """Train a model; writes RUN_DIR/best.safetensors, metrics.csv, plots and report.html.
 
@@ -119,6 +121,9 @@ def train(
     """
     # Every option reaches the recipe by name through ctx.params, which is why most are not used here.
     result = train_from_flags(ctx.params)
+    finished = result.is_main and result.stop_reason != "interrupted"  # Ctrl-C: the user wants out, not an export
+    if openvino and finished and isinstance(result, TrainResult) and result.best_checkpoint.is_file():
+        write_openvino_beside(result.best_checkpoint)  # before the report, whose line is the last
     if result.is_main:  # under torchrun / accelerate launch only the first process reports
         report_training(result)
     if result.stop_reason == "interrupted":
@@ -209,43 +214,19 @@ def report_training(result: TrainResult | FoldsResult) -> None:
         typer.echo(f"report: {result.report}")
 
 
-def evaluate(
-    checkpoints: Annotated[list[Path], typer.Argument(
-        help="A best.safetensors written by train; several are scored as an ensemble (their logits averaged).")],
-    data: Annotated[str, typer.Option(help="Dataset folder.")],
-    split: Annotated[str, typer.Option(help="Split to score.")] = "val",
-    format: Annotated[str, typer.Option(help=f"Dataset layout: {FORMAT_HELP}.")] = "auto",
-    classes: Annotated[str | None, typer.Option(help=f"{CLASSES_HELP} (default: the checkpoint's).")] = None,
-    json_path: Annotated[Path | None,
-                         typer.Option("--json", help="Metrics JSON (default: beside the (first) checkpoint, "
-                                      "eval_SPLIT.json; _tta and _ensemble are added for TTA and an ensemble)."
-                                      )] = None,
-    confusion: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG (default: beside the JSON).")] = None,
-    batch_size: BatchSize = 4,
-    workers: Workers = None,
-    precision: Precision = "auto",
-    device: Device = "auto",
-    tta_flip: TtaFlip = False,
-    tta_scales: TtaScales = None,
-) -> None:
-    """Score a checkpoint (or an ensemble): per-class IoU/Dice table, calibration (ECE), metrics JSON and a
-    confusion-matrix PNG.
+def write_openvino_beside(checkpoint: Path) -> None:
+    """Write ``checkpoint``'s OpenVINO IR beside it for predict's ``auto`` rule, and say so.
 
-    \b
-    Examples:
-      pixelwise evaluate runs/camvid/best.safetensors --data data/camvid --split val --json val.json
-      pixelwise evaluate runs/a/best.safetensors runs/b/best.safetensors --data data/camvid    (an ensemble)
-      pixelwise evaluate runs/camvid/best.safetensors --data data/camvid --tta-flip    (as predict --tta-flip)
+    Never fails the run: the checkpoint is already written, and without the IR predict still works (it runs
+    PyTorch, or converts when a job is long enough to pay for it). So a failure is one warning line.
     """
-    scales = parse_scales(tta_scales) if tta_scales is not None else (1.0,)
-    # An ensemble's scores must not replace those of its first member, written beside the same checkpoint.
-    # Nor may a TTA score replace the plain one.
-    tta = "_tta" if tta_flip or scales != (1.0,) else ""
-    default_name = f"eval_{split}{tta}.json" if len(checkpoints) == 1 else f"eval_{split}{tta}_ensemble.json"
-    json_path = json_path or checkpoints[0].with_name(default_name)
-    confusion = confusion or json_path.with_name(json_path.stem + "_confusion.png")
-    metrics = evaluate_checkpoint(checkpoints, data, split, format, classes, batch_size, workers, device, precision,
-                                  json_path, confusion, tta_flip, scales)
-    typer.echo(format_table(metrics))
-    typer.echo(f"{split}: {metrics['images']} images, mIoU {metrics['miou']:.4f}, expected calibration error "
-               f"{metrics['ece']:.4f}; wrote {json_path} and {confusion}")
+    if not is_installed("openvino"):
+        return
+    start = time.perf_counter()
+    try:
+        path = write_conversion_beside(checkpoint, "openvino")
+    except Exception as e:  # any failure of the export (a model the exporter cannot take, a full disk) is a warning
+        typer.echo(f"warning: {checkpoint}: could not write its OpenVINO model for predict ({one_line(e)}); "
+                   "predict runs the checkpoint as before", err=True)
+        return
+    typer.echo(f"openvino: {path} ({time.perf_counter() - start:.1f} s); predict runs it with no conversion")

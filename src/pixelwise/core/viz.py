@@ -1,5 +1,8 @@
 """Pictures of segmentation results: colourised label maps, overlays, sample grids and training plots.
 
+``colorize`` and ``overlay`` live in :mod:`pixelwise.core.draw` (no matplotlib, so ``predict`` starts
+sooner) and are re-exported here.
+
 Images are uint8 RGB arrays ``(H, W, 3)``; label maps are integer arrays ``(H, W)``. A palette is a
 ``(num_classes, 3)`` uint8 array, and any label outside ``[0, num_classes)`` (e.g. -1 or 255) is
 treated as void. Every PNG is written atomically so a crash never leaves a half-written file behind.
@@ -17,7 +20,6 @@ import io
 import math
 from pathlib import Path
 
-import cv2
 import matplotlib
 
 # Agg must be selected before pyplot is imported: training runs on headless machines, where an
@@ -30,15 +32,11 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from pixelwise.core.draw import _valid_mask, colorize, overlay  # noqa: E402  (re-exported: where they always were)
 from pixelwise.core.files import atomic_path  # noqa: E402
 
 __all__ = ["class_shares_figure", "colorize", "confusion_figure", "curves_figure", "figure_png", "heatmap",
            "overlay", "plot_class_shares", "plot_confusion", "plot_curves", "save_grid"]
-
-
-def _valid_mask(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """True where a label is a real class id; everything else is void."""
-    return (labels >= 0) & (labels < num_classes)
 
 
 def _save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> None:
@@ -63,48 +61,6 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     finally:
         plt.close(fig)  # as in _save_figure: never shown, so closed here
     return buffer.getvalue()
-
-
-def colorize(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Map class ids to palette colours; void labels become black."""
-    labels = np.asarray(labels)
-    palette = np.asarray(palette, dtype=np.uint8)
-    valid = _valid_mask(labels, len(palette))
-    # Index with 0 where void so the lookup never goes out of bounds, then blank those pixels.
-    rgb = palette[np.where(valid, labels, 0).astype(np.intp)]
-    rgb[~valid] = 0
-    return rgb
-
-
-def overlay(image: np.ndarray, labels: np.ndarray, palette: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Blend class colours into ``image`` and outline each class in its pure colour.
-
-    Void pixels keep the original image, so ignored regions stay readable.
-    """
-    image = np.asarray(image, dtype=np.uint8)
-    labels = np.asarray(labels)
-    palette = np.asarray(palette, dtype=np.uint8)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be (H, W, 3), got {image.shape}")
-    if labels.shape != image.shape[:2]:
-        raise ValueError(f"labels {labels.shape} and image {image.shape[:2]} differ in size")
-
-    valid = _valid_mask(labels, len(palette))
-    colours = colorize(labels, palette).astype(np.float32)
-    blended = alpha * colours + (1.0 - alpha) * image.astype(np.float32)
-    # cv2 drawing needs a writable, C-contiguous uint8 buffer.
-    out = np.ascontiguousarray(image.copy())
-    out[valid] = np.clip(np.rint(blended[valid]), 0, 255).astype(np.uint8)
-
-    # Blended fills of similar classes are hard to tell apart; a crisp boundary in the pure class
-    # colour makes the region edges visible. Contours of a binary mask lie on the mask's own pixels,
-    # so void pixels outside every class are never painted.
-    for cls in np.unique(labels[valid]):
-        mask = (labels == cls).astype(np.uint8)
-        contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
-        colour = tuple(int(c) for c in palette[cls])
-        cv2.drawContours(out, contours, -1, colour, thickness=1)
-    return out
 
 
 def heatmap(values: np.ndarray, cmap: str = "magma") -> np.ndarray:

@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import albumentations as A
 import cv2
 import numpy as np
 
@@ -110,6 +109,8 @@ def build_cache(samples: Sequence[Sample], reader: SampleReader, size: tuple[int
     folder = root / key
     if (folder / "table.npy").is_file():
         return SampleCache(folder, samples)
+    import albumentations as A  # here: its import is slow, and prediction never builds a cache
+
     resize = A.Compose([A.Resize(*size, interpolation=cv2.INTER_LINEAR)]) if size else None
 
     def prepare(sample: Sample) -> tuple[np.ndarray, np.ndarray]:

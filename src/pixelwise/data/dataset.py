@@ -16,8 +16,8 @@ loads them, and a resumed run sees exactly the data it would have seen.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import albumentations as A
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -32,6 +32,9 @@ from pixelwise.data.sample import (  # noqa: F401  (re-exported: the dataset API
     load_pair,
     to_class_ids,
 )
+
+if TYPE_CHECKING:  # albumentations' import is slow; only the annotation names it here
+    import albumentations as A
 
 
 class SegmentationDataset(Dataset):

@@ -13,13 +13,20 @@ on the training device (:func:`normalize`), which keeps worker-to-trainer transf
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import albumentations as A
 import cv2
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from pixelwise.core.constants import MASK_IGNORE
+
+if TYPE_CHECKING:
+    import albumentations as A
+
+# albumentations is imported by the functions that build pipelines, not here: its import took a fifth of a
+# one-image `pixelwise predict`, which resizes with resize_image alone.
 
 # Masks inside the pipeline are uint8 with this value for "ignore" (padding included).
 
@@ -48,6 +55,8 @@ def train_transform(size: tuple[int, int] | None, options: AugmentOptions, crop:
     >>> t(image=np.zeros((100, 120, 3), np.uint8), mask=np.zeros((100, 120), np.uint8))["image"].shape
     (32, 48, 3)
     """
+    import albumentations as A  # here: see the note at the top
+
     if size is None and crop is None:
         raise ValueError("train_transform needs a size, a crop, or both")
     h, w = crop or size  # type: ignore[misc]
@@ -74,6 +83,8 @@ def train_transform(size: tuple[int, int] | None, options: AugmentOptions, crop:
 
 def _crop(h: int, w: int, rare_share: float, rare_classes: Sequence[int]) -> A.BasicTransform:
     """A random crop; or, ``rare_share`` of the time, one around a random pixel of a rare class."""
+    import albumentations as A  # here: see the note at the top
+
     if rare_share <= 0 or not rare_classes:
         return A.RandomCrop(h, w)
     # Every mask value but the rare classes counts as "empty", so the crop is placed around a rare pixel
@@ -96,7 +107,22 @@ def rare_classes(pixel_shares: Sequence[float]) -> list[int]:
 
 def eval_transform(size: tuple[int, int] | None) -> A.Compose:
     """Resize the image only: evaluation scores predictions at the mask's own resolution."""
+    import albumentations as A  # here: see the note at the top
+
     return A.Compose([A.Resize(*size, interpolation=cv2.INTER_LINEAR)] if size else [])
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """``image`` resized to ``size`` = (height, width) as :func:`eval_transform` resizes it: the same OpenCV call
+    (albumentations' Resize calls ``cv2.resize`` so, and returns an image of that size as it is), without
+    importing albumentations. ``None``: the image as it is.
+
+    >>> resize_image(np.zeros((100, 120, 3), np.uint8), (64, 96)).shape
+    (64, 96, 3)
+    """
+    if size is None or tuple(size) == image.shape[:2]:
+        return image
+    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
 
 
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

@@ -38,7 +38,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from pixelwise.data.io import read_image
-from pixelwise.data.transforms import eval_transform
+from pixelwise.data.transforms import resize_image
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -79,14 +79,14 @@ class ImageFiles(Dataset):
     with its own size, to which its labels are resized back."""
 
     def __init__(self, paths: Sequence[Path], size: tuple[int, int] | None) -> None:
-        self.paths, self.transform = list(paths), eval_transform(size)
+        self.paths, self.size = list(paths), size
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict:
         image = read_image(self.paths[index])
-        resized = self.transform(image=image)["image"]
+        resized = resize_image(image, self.size)  # eval_transform's resize, without importing albumentations
         return {"image": torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1))),
                 "out_size": torch.tensor(image.shape[:2]), "index": index}
 

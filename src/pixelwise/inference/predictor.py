@@ -32,13 +32,12 @@ from torch.utils.data import DataLoader
 
 from pixelwise.core.device import resolve_workers, torch_threads
 from pixelwise.core.errors import ConfigError, DataError
-from pixelwise.core.files import write_bytes
 from pixelwise.core.uncertainty import uncertainty_map
-from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, write_png
-from pixelwise.data.transforms import eval_transform, normalize
+from pixelwise.data.io import IMAGE_EXTENSIONS, read_image
+from pixelwise.data.transforms import normalize, resize_image
 from pixelwise.inference.backends import open_backend
+from pixelwise.inference.outputs import DEFAULT_OUTPUTS, OUTPUTS, OutputWriter, Prediction, output_paths, parse_outputs
 from pixelwise.inference.pipeline import ImageFiles, collate_images, file_batches, worker_context
-from pixelwise.inference.soft_outputs import probs_npz, uncertainty_png
 from pixelwise.inference.tiling import check_tiling, predict_tiled, predict_tiled_probs
 from pixelwise.models.base import logits_at_size
 from pixelwise.models.checkpoint import CheckpointMeta
@@ -172,10 +171,9 @@ class Predictor:
         order for a larger batch (on the development CPU every backend gave identical ids, batch 8 vs 1).
         """
         items = []
-        resize = eval_transform(self.input_size)  # once a batch: building it costs 40 times applying it
         with torch_threads(self._torch_threads):  # the collation's copies too
             for index, image in enumerate(images):
-                resized = resize(image=check_rgb(image))["image"]
+                resized = resize_image(check_rgb(image), self.input_size)
                 items.append({"image": torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1))),
                               "out_size": torch.tensor(image.shape[:2]), "index": index})
             return self._labels(collate_images(items), return_probs)
@@ -271,46 +269,29 @@ def check_rgb(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def output_paths(out_dir: Path, inputs: Sequence[Path], extra: Sequence[str] = ()) -> list[dict[str, Path]]:
-    """Per input: ``<stem>_labels.png`` (class ids), ``<stem>_color.png``, ``<stem>_overlay.png``; ``extra`` kinds
-    add ``<stem>_probs.npz`` (``"probs"``) and ``<stem>_uncertainty.png`` (``"uncertainty"``)."""
-    seen: dict[str, int] = {}
-    result = []
-    for path in inputs:
-        stem = path.stem
-        seen[stem] = seen.get(stem, 0) + 1
-        if seen[stem] > 1:  # same name from two folders: keep both
-            stem = f"{stem}-{seen[stem]}"
-        result.append({kind: out_dir / f"{stem}_{kind}{'.npz' if kind == 'probs' else '.png'}"
-                       for kind in ("labels", "color", "overlay", *extra)})
-    return result
-
-
 def predict_to_folder(model: Checkpoints | nn.Module, inputs: Sequence[str | Path], out_dir: str | Path,
                       batch_size: int = 4, workers: int | None = None, overwrite: bool = False, device: str = "auto",
                       precision: str = "auto", progress: bool = True, tile: tuple[int, int] | None | str = "train",
                       overlap: float = 0.25, tta_flip: bool = False, tta_scales: Sequence[float] = (1.0,),
                       backend: str = "auto", compile: bool = False, log: Callable[[str], None] | None = None,
-                      save_probs: bool = False, save_uncertainty: str | None = None) -> list[dict[str, Path]]:
-    """Predict every input and write its three PNGs; refuses to overwrite unless asked.
+                      save_probs: bool = False, save_uncertainty: str | None = None,
+                      outputs: str | Sequence[str] = DEFAULT_OUTPUTS) -> list[dict[str, Path]]:
+    """Predict every input and write its ``outputs`` (default: ``_labels.png`` and ``_overlay.png``, see
+    :mod:`pixelwise.inference.outputs`); refuses to overwrite unless asked. Returns each input's files by kind.
 
     ``tile``, ``overlap``, ``tta_flip``, ``tta_scales``, ``backend`` and ``compile`` are the
-    :class:`Predictor`'s options. ``save_probs`` also writes each image's class probabilities (``_probs.npz``),
-    ``save_uncertainty`` (``"entropy"`` or ``"margin"``) its uncertainty map (``_uncertainty.png``), as
-    :mod:`pixelwise.inference.soft_outputs` encodes them.
+    :class:`Predictor`'s options. ``save_probs`` adds the ``probs`` output, ``save_uncertainty`` (``"entropy"``
+    or ``"margin"``) the ``uncertainty`` output measured so (``entropy`` when ``outputs`` names it alone).
     """
+    kinds = parse_outputs([*parse_outputs(outputs), *["probs"] * save_probs, *["uncertainty"] * bool(save_uncertainty)])
     if tile not in (None, "train"):
         check_tiling(tile, overlap)  # before anything is read or written
-    from tqdm.auto import tqdm
-
-    from pixelwise.core.viz import colorize, overlay
-
-    if save_uncertainty is not None:
-        uncertainty_map(torch.zeros(1, 1, 1), save_uncertainty)  # an unknown kind is refused before any work
+    uncertainty = save_uncertainty or "entropy"
+    if "uncertainty" in kinds:
+        uncertainty_map(torch.zeros(1, 1, 1), uncertainty)  # an unknown kind is refused before any work
     files = expand_inputs(inputs)
     out_dir = Path(out_dir)
-    extra = ["probs"] * save_probs + ["uncertainty"] * (save_uncertainty is not None)
-    targets = output_paths(out_dir, files, extra)
+    targets = output_paths(out_dir, files, kinds)
     if not overwrite:
         existing = [p for t in targets for p in t.values() if p.exists()]
         if existing:
@@ -324,20 +305,16 @@ def predict_to_folder(model: Checkpoints | nn.Module, inputs: Sequence[str | Pat
             members = predictor.meta.extra["ensemble"]
             log(f"ensemble of {len(members)} checkpoints, logits averaged: {', '.join(members)}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    palette = predictor.classes.palette
-    order = {p: i for i, p in enumerate(files)}
+    classes, order = predictor.classes, {p: i for i, p in enumerate(files)}
+    needs_probs = any(OUTPUTS.get(kind).needs_probs for kind in kinds)
+    from tqdm.auto import tqdm  # here: only a folder's prediction shows a bar
+
     # disable=None: bars on a terminal, none in logs and CI output
-    bar = tqdm(total=len(files), desc="predict", disable=None if progress else True, dynamic_ncols=True)
-    for path, result in predictor.predict_files(files, batch_size, workers, return_probs=bool(extra)):
-        labels, probs = result if extra else (result, None)
-        target = targets[order[path]]
-        write_png(target["labels"], labels)
-        write_png(target["color"], colorize(labels, palette))
-        write_png(target["overlay"], overlay(read_image(path), labels, palette))
-        if save_probs:
-            write_bytes(target["probs"], probs_npz(probs, predictor.classes.names), durable=False)
-        if save_uncertainty is not None:
-            write_bytes(target["uncertainty"], uncertainty_png(probs, save_uncertainty), durable=False)
-        bar.update()
-    bar.close()
+    with tqdm(total=len(files), desc="predict", disable=None if progress else True, dynamic_ncols=True) as bar, \
+            OutputWriter() as writer:
+        for path, result in predictor.predict_files(files, batch_size, workers, return_probs=needs_probs):
+            labels, probs = result if needs_probs else (result, None)
+            writer.submit(Prediction(path, labels, probs, classes.palette, classes.names, uncertainty),
+                          targets[order[path]])
+            bar.update()
     return targets

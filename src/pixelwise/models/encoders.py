@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import timm
 import torch
 import torch.nn as nn
 
@@ -29,6 +28,8 @@ class TimmEncoder(nn.Module):
         """``depth``: how many feature levels (None: all the model has); ``output_stride``: dilate the last
         stages so the deepest feature has this stride (DeepLab), None for the model's own."""
         super().__init__()
+        import timm  # here: timm's import (torchvision, torch._dynamo) is most of `predict`'s start-up otherwise
+
         if name not in timm.list_models():
             raise ConfigError(f"unknown encoder '{name}'; see timm.list_models() for the names")
         options: dict = {"out_indices": tuple(range(depth))} if depth else {}
@@ -56,6 +57,8 @@ class TimmEncoder(nn.Module):
 
     def load_state(self, state: dict[str, torch.Tensor], source: str) -> None:
         """Load the encoder's part of a timm classifier state dict; ``source`` names it in errors."""
+        import timm  # here: see __init__
+
         own = self.model.state_dict()
         first_conv = next((k for k, v in own.items() if v.ndim == 4), None)
         if first_conv in state and state[first_conv].shape[1] != own[first_conv].shape[1]:

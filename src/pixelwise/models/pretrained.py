@@ -27,7 +27,6 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
-import timm
 import torch
 from safetensors.torch import load_file
 
@@ -79,6 +78,8 @@ def torch_hub_dir() -> Path:
 
 def cached_weights_file(name: str) -> Path | None:
     """timm's ImageNet weights for ``name`` if a local cache already holds them."""
+    import timm  # here: its import is slow (see pixelwise.models.encoders), and only weights need it
+
     cfg = timm.models.get_pretrained_cfg(name)
     if cfg is None:
         return None
@@ -137,6 +138,8 @@ def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
     cached = cached_weights_file(name)
     if cached is not None:
         return read_state_dict(cached)
+    import timm  # here: see cached_weights_file
+
     packaged = packaged_weights_file(name)
     if packaged is not None:
         timm_state = timm.create_model(name, pretrained=False).state_dict()

@@ -29,7 +29,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import timm
 import torch
 import torch.nn as nn
 
@@ -147,6 +146,8 @@ class SegNet(SegmentationModel):
         in_channels = own[0][0].in_channels
         if first.shape[1] != in_channels:
             # Grayscale or multispectral input: timm's rule sums or repeats the RGB filters.
+            import timm  # here: its import is slow (see pixelwise.models.encoders), and rarely needed
+
             convs[0] = {**convs[0], "weight": timm.models.adapt_input_conv(in_channels, first)}
         with torch.no_grad():
             for i, ((conv, norm), conv_state, norm_state) in enumerate(zip(own, convs, norms, strict=True)):

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode
+
+if TYPE_CHECKING:  # imported where it counts: its import pulls in triton, slowing every command's start-up
+    from torch.utils.flop_counter import FlopCounterMode
 
 DEFAULT_DEPTH = 3  # torchinfo's default
 
@@ -158,6 +160,8 @@ def record_calls(model: nn.Module, x: torch.Tensor) -> tuple[list[LayerRow], lis
     # modules() yields a shared module once, so each call is seen once even if it is reachable twice.
     handles = [h for m in model.modules()
                for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
+    from torch.utils.flop_counter import FlopCounterMode  # here: see the import note at the top
+
     was_training = model.training
     try:
         model.eval()  # dropout off, batch norm on running stats: the model as it predicts

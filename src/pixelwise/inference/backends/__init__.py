@@ -8,10 +8,10 @@ so the predictor does not care which one runs.
 
 * a ``.xml`` file (OpenVINO IR) runs on OpenVINO, a ``.onnx`` file on onnxruntime;
 * a checkpoint on a GPU runs in PyTorch (bf16/fp16 autocast per ``--precision``);
-* a checkpoint on a CPU runs on OpenVINO when it is installed and the job is big enough to pay for
-  the one-time conversion (``AUTO_OPENVINO_MIN_IMAGES`` images, or a conversion already in the
-  cache); measured on the development CPU OpenVINO ran a U-Net 1.9x faster than eager PyTorch fp32.
-  Otherwise PyTorch.
+* a checkpoint on a CPU runs on OpenVINO when it is installed and its conversion is ready (``pixelwise
+  train`` writes ``best.xml`` beside ``best.safetensors``; or one cached earlier), or the job is big
+  enough to pay for a one-time conversion (``AUTO_OPENVINO_MIN_IMAGES`` images, the break-even measured
+  in :mod:`pixelwise.inference.backends.choose`). Otherwise PyTorch.
 * a list of checkpoints (an ensemble, :mod:`pixelwise.models.ensemble`) runs in PyTorch; exported as one
   file (``pixelwise export A B``), it runs like any exported file.
 
@@ -42,6 +42,8 @@ from pixelwise.inference.backends.choose import (
     converted_ir_path,
     converted_path,
     open_backend,
+    ready_conversion,
+    write_conversion_beside,
 )
 
 # Every module of this package registers its backend on import; no list to keep up to date.
@@ -49,4 +51,4 @@ for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["AUTO_OPENVINO_MIN_IMAGES", "BACKENDS", "Backend", "auto_backend", "converted_ir_path", "converted_path",
-           "list_backends", "open_backend", "register_backend"]
+           "list_backends", "open_backend", "ready_conversion", "register_backend", "write_conversion_beside"]
