@@ -71,6 +71,10 @@ class ModelService:
         def load() -> None:
             if self.predictor is None:
                 self.predictor = predictor()
+            # One forward pass before serving: the runtime compiles (OpenVINO: 1-2 s) and warms up now,
+            # not inside the first user's request.
+            height, width = self.predictor.input_size or (64, 64)
+            self.predictor.predict_batch([np.zeros((height, width, 3), np.uint8)])
 
         self.batcher = Batcher(self._run, self.max_batch, max_wait, queue, setup=load)
 
