@@ -55,7 +55,7 @@ from PIL import Image
 
 weights, out, files = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
 model = smp.Unet("resnet34", encoder_weights=None, classes=11)
-model.load_state_dict(torch.load(weights))
+model.load_state_dict(torch.load(weights, weights_only=True))
 model.eval()
 mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
