@@ -77,3 +77,25 @@ def test_no_openvino_writes_no_ir(tiny_data, tmp_path):
     result = run_main("train", "--data", str(tiny_data), "--out", str(out), *TRAIN, "--no-openvino")
     assert result.returncode == 0, result.stderr
     assert (out / "best.safetensors").is_file() and not (out / "best.xml").exists()
+
+
+def test_int8_writes_the_quantized_model_with_its_report(tiny_data, tmp_path):
+    pytest.importorskip("nncf", reason="pip install 'pixelwise[int8]'")
+    out = tmp_path / "run"
+    result = run_main("train", "--data", str(tiny_data), "--out", str(out), *TRAIN, "--no-openvino", "--int8")
+    assert result.returncode == 0, result.stderr
+    assert f"int8: {out / 'best_int8.xml'}" in result.stdout and "labels agree on" in result.stdout
+    assert (out / "best_int8.xml").is_file() and (out / "best_int8.bin").is_file()
+    assert "best val mIoU" in result.stdout.splitlines()[-2]  # the run's report stays the last lines
+
+
+def test_int8_without_nncf_is_a_warning_and_the_run_is_kept(tiny_data, tmp_path, monkeypatch):
+    def missing(*args, **kwargs):
+        raise ImportError("nncf is not installed: pip install 'pixelwise[int8]'")
+
+    monkeypatch.setattr("pixelwise.inference.quantize.quantize_model", missing)
+    out = tmp_path / "run"
+    result = run_main("train", "--data", str(tiny_data), "--out", str(out), *TRAIN, "--no-openvino", "--int8")
+    assert result.returncode == 0, result.stderr
+    assert "warning:" in result.stderr and "pixelwise[int8]" in result.stderr and "pixelwise quantize" in result.stderr
+    assert (out / "best.safetensors").is_file() and not (out / "best_int8.xml").exists()

@@ -108,6 +108,10 @@ def train(
         "When the run ends, also write the best checkpoint as OpenVINO IR beside it (best.xml + best.bin, "
         "when openvino is installed), so that predict runs it on the CPU from the first image, converting "
         "nothing."))] = True,
+    int8: Annotated[bool, typer.Option("--int8", help=(
+        "When the run ends, also quantize the best checkpoint to int8 (best_int8.xml, NNCF, calibrated on 300 "
+        "training images) and print its accuracy against fp32 on the val split, as `pixelwise quantize` does; "
+        "needs pixelwise[int8]."))] = False,
 ) -> None:
     """Train a model; writes RUN_DIR/best.safetensors, metrics.csv, plots and report.html.
 
@@ -124,6 +128,8 @@ def train(
     finished = result.is_main and result.stop_reason != "interrupted"  # Ctrl-C: the user wants out, not an export
     if openvino and finished and isinstance(result, TrainResult) and result.best_checkpoint.is_file():
         write_openvino_beside(result.best_checkpoint)  # before the report, whose line is the last
+    if int8 and finished and isinstance(result, TrainResult) and result.best_checkpoint.is_file():
+        write_int8_beside(result)
     if result.is_main:  # under torchrun / accelerate launch only the first process reports
         report_training(result)
     if result.stop_reason == "interrupted":
@@ -230,3 +236,25 @@ def write_openvino_beside(checkpoint: Path) -> None:
                    "predict runs the checkpoint as before", err=True)
         return
     typer.echo(f"openvino: {path} ({time.perf_counter() - start:.1f} s); predict runs it with no conversion")
+
+
+def write_int8_beside(result: TrainResult) -> None:
+    """Quantize the run's best checkpoint to ``best_int8.xml`` beside it, calibrated on the run's training split
+    and scored on its val split, and print the accuracy report's summary line.
+
+    Like the OpenVINO IR, never fails the run (the checkpoint is written and ``pixelwise quantize`` can do
+    this later), so a failure, nncf missing included, is one warning line.
+    """
+    from pixelwise.cli.quantize import summary  # here: the int8 code imports OpenVINO, which train often needs not
+    from pixelwise.inference.quantize import quantize_model
+
+    recipe = load_config(result.run_dir / "config.yaml")
+    try:
+        written, report = quantize_model(result.best_checkpoint, recipe.data, split=recipe.val_split,
+                                         calib_split=recipe.train_split, data_format=recipe.format,
+                                         overwrite=True, log=typer.echo)
+    except Exception as e:  # nncf missing, a model NNCF cannot take, a full disk: the run itself is done
+        typer.echo(f"warning: {result.best_checkpoint}: could not write its int8 model ({one_line(e)}); "
+                   f"`pixelwise quantize {result.best_checkpoint} --calib {recipe.data}` tries again", err=True)
+        return
+    typer.echo(f"int8: {written}; {report['split']} ({report['images']} images): {summary(report)}")
