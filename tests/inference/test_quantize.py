@@ -68,7 +68,9 @@ def test_quantize_writes_int8_ir_with_its_report(checkpoint, int8_ir, tiny_data)
 def test_predict_with_int8_model_agrees_with_fp32(checkpoint, int8_ir, tiny_data):
     images = val_images(tiny_data)
     fp32 = Predictor(checkpoint, backend="torch", precision="fp32").predict_batch(images)
-    int8 = Predictor(int8_ir[0], precision="fp32").predict_batch(images)  # auto: OpenVINO runs the .xml
+    predictor = Predictor(int8_ir[0], precision="fp32")  # auto: OpenVINO runs the .xml
+    assert predictor.backend.precision == "int8+fp32"  # what serve's /model and evaluate's "backend" report
+    int8 = predictor.predict_batch(images)
     same = sum(int((a == b).sum()) for a, b in zip(fp32, int8, strict=True)) / sum(a.size for a in fp32)
     assert same >= MIN_AGREEMENT
     assert same == pytest.approx(int8_ir[1]["agreement"]["int8"], abs=0.02)  # the report measured the same
@@ -100,7 +102,9 @@ def test_onnx_qdq_int8_model(checkpoint, tiny_data, tmp_path):
     assert report["agreement"]["int8"] >= MIN_AGREEMENT
     images = val_images(tiny_data)
     fp32 = Predictor(checkpoint, backend="torch", precision="fp32").predict_batch(images)
-    int8 = Predictor(path).predict_batch(images)  # auto: onnxruntime runs the .onnx
+    predictor = Predictor(path)  # auto: onnxruntime runs the .onnx
+    assert predictor.backend.precision == "int8+fp32"
+    int8 = predictor.predict_batch(images)
     assert sum(int((a == b).sum()) for a, b in zip(fp32, int8, strict=True)) / sum(a.size for a in fp32) >= 0.95
 
 

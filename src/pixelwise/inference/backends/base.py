@@ -88,6 +88,18 @@ class Backend(ABC):
 BACKENDS: Registry[type[Backend]] = Registry("--backend", hint="or auto, the fastest available")
 
 
+def quantized_precision(meta: CheckpointMeta, float_precision: str) -> str:
+    """What a model file computes in, as backends report it: ``"int8+bf16"`` for a model ``pixelwise quantize``
+    wrote (its metadata holds the int8 report; the layers it kept in floating point run in ``float_precision``),
+    else ``float_precision``.
+
+    >>> from types import SimpleNamespace as Meta
+    >>> quantized_precision(Meta(extra={"int8": {}}), "bf16"), quantized_precision(Meta(extra={}), "fp32")
+    ('int8+bf16', 'fp32')
+    """
+    return f"int8+{float_precision}" if "int8" in meta.extra else float_precision
+
+
 def register_backend(name: str):
     """Decorator: register a :class:`Backend` subclass as ``pixelwise predict --backend NAME``."""
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from pixelwise.core.optional import import_optional
-from pixelwise.inference.backends.base import Backend, register_backend
+from pixelwise.inference.backends.base import Backend, quantized_precision, register_backend
 from pixelwise.models.checkpoint import CheckpointMeta
 
 
@@ -27,6 +27,7 @@ class OnnxRuntimeBackend(Backend):
         ort = import_optional("onnxruntime", extra="onnx", purpose="--backend onnxruntime",
                               hint=" or use --backend torch")
         self.meta = meta
+        self.precision = quantized_precision(meta, "fp32")
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
     @classmethod

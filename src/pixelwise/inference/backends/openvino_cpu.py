@@ -26,7 +26,7 @@ import torch
 from pixelwise.core.device import cpu_has_fast_bf16
 from pixelwise.core.errors import ConfigError
 from pixelwise.core.optional import import_optional
-from pixelwise.inference.backends.base import Backend, register_backend
+from pixelwise.inference.backends.base import Backend, quantized_precision, register_backend
 from pixelwise.inference.openvino_core import openvino_core
 from pixelwise.models.checkpoint import CheckpointMeta
 
@@ -47,7 +47,8 @@ class OpenVinoBackend(Backend):
         if precision == "fp16":
             raise ConfigError("--precision fp16 needs a CUDA GPU; OpenVINO on a CPU runs bf16 or fp32")
         bf16 = precision == "bf16" or (precision == "auto" and cpu_has_fast_bf16())
-        self.precision = "bf16" if bf16 else "fp32"
+        self.float_precision = "bf16" if bf16 else "fp32"  # what the layers that are not int8 compute in
+        self.precision = quantized_precision(meta, self.float_precision)
         self._compiled: dict[str, Any] = {}  # per performance hint, compiled on first use
         self._lock = threading.Lock()  # a server may call from several threads
 
@@ -59,7 +60,7 @@ class OpenVinoBackend(Backend):
         """The model compiled with ``PERFORMANCE_HINT`` ``hint`` (``"LATENCY"`` or ``"THROUGHPUT"``), once."""
         with self._lock:
             if hint not in self._compiled:
-                config = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
+                config = {"INFERENCE_PRECISION_HINT": "bf16" if self.float_precision == "bf16" else "f32",
                           "PERFORMANCE_HINT": hint}
                 self._compiled[hint] = openvino_core().compile_model(str(self.path), "CPU", config)
             return self._compiled[hint]
