@@ -118,14 +118,16 @@ def run_lever(lever: str, base: str, runs: Path, data: str | None, score_only: b
 
 
 def table(results: Path) -> str:
-    """Markdown rows (lever, change, CPU, epochs, val mIoU, pole/sign/pedestrian IoU, + flip TTA)."""
+    """Markdown rows (lever, change, CPU (or the GPU it trained on), epochs, val mIoU, pole/sign/pedestrian IoU,
+    + flip TTA)."""
     lines = ["| lever | what changes | CPU | epochs | val mIoU | pole | sign | pedestrian | + flip TTA |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for line in results.read_text().splitlines():
         r = json.loads(line)
         iou = r["val"]["per_class"]
         m = r["machine"]
-        cpu = f"{m['cores']}-core {'AMX' if m['amx'] else 'AVX-512-BF16' if m['avx512_bf16'] else 'no bf16'}"
+        bf16 = "AMX" if m["amx"] else "AVX-512-BF16" if m["avx512_bf16"] else "no bf16"
+        cpu = m.get("gpu") or f"{m['cores']}-core {bf16}"
         lines.append(f"| {r['lever']} | {r['change']} | {cpu} | {r['epochs']} | {100 * r['val']['miou']:.1f} | "
                      + " | ".join(f"{100 * iou[c]['iou']:.1f}" for c in ("pole", "sign", "pedestrian"))
                      + f" | {100 * r['val_tta_flip']['miou']:.1f} |")
