@@ -40,6 +40,7 @@ LEVERS: dict[str, tuple[str, dict | list[dict]]] = {
     "lite1": ("encoder EfficientNet-Lite1 (ImageNet)", {"encoder": "efficientnet_lite1"}),
     "lite2": ("encoder EfficientNet-Lite2 (ImageNet)", {"encoder": "efficientnet_lite2"}),
     "lovasz": ("loss CE + Lovasz-softmax", {"loss": "ce+lovasz"}),
+    "edge-ce": ("loss CE with the pixels within 2 of a label change counted 3x", {"loss": "edge_ce"}),
     # OHEM replaces class balancing (as in PSPNet/BiSeNet training code): on top of median-frequency weights it
     # kept mostly the up-weighted rare-class pixels, the model painted rare classes everywhere, and at epoch 29
     # of 55 it stood at 34.2% val mIoU (pixel accuracy 51%) against the baseline's 58.9%, so it was stopped.

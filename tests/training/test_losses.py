@@ -264,3 +264,27 @@ def test_ohem_averages_only_the_hardest_pixels():
     assert float(OhemCrossEntropyLoss(top_fraction=0.25, min_pixels=1)(logits, target)) == pytest.approx(float(hardest))
     everything = OhemCrossEntropyLoss(top_fraction=0.25, min_pixels=1000)(logits, target)  # min_pixels wins
     assert float(everything) == pytest.approx(float(per_pixel.mean()), rel=1e-5)
+
+
+def test_edge_ce_weighs_edge_pixels_and_keeps_the_class_weighted_mean():
+    from pixelwise.training.losses.edge_ce import EdgeWeightedCrossEntropy, edge_band
+
+    target = torch.zeros(1, 8, 8, dtype=torch.long)
+    target[:, :, 4:] = 1
+    target[:, 0, :] = -1  # ignored: neither counted nor a boundary
+    band = edge_band(target, width=1)
+    assert band[0, 1:, 3:5].all() and int(band.sum()) == 14 and not band[0, 0].any()
+    logits = torch.randn(1, 2, 8, 8)
+    # boost 0: exactly the class-weighted CE
+    plain = torch.nn.functional.cross_entropy(logits, target, weight=torch.tensor([1.0, 3.0]), ignore_index=-1)
+    loss = EdgeWeightedCrossEntropy(class_weights=[1.0, 3.0], boost=0.0, width=1)(logits, target)
+    assert float(loss) == pytest.approx(float(plain), rel=1e-6)
+    # a wrong edge pixel costs more than the same mistake away from the edge
+    confident = torch.zeros(1, 2, 8, 8)
+    confident[:, 0][target == 0], confident[:, 1][target == 1] = 5.0, 5.0
+    edge, inner = confident.clone(), confident.clone()
+    edge[0, :, 4, 3] = torch.tensor([0.0, 5.0])  # class 0 pixel beside the change, predicted 1
+    inner[0, :, 4, 0] = torch.tensor([0.0, 5.0])  # class 0 pixel far from it, predicted 1
+    boundary = EdgeWeightedCrossEntropy(boost=2.0, width=1)
+    assert float(boundary(edge, target)) > 2 * float(boundary(inner, target))
+    assert float(boundary(torch.zeros(1, 2, 2, 2), torch.full((1, 2, 2), -1))) == 0.0
