@@ -68,7 +68,7 @@ def test_loss_and_class_weights_follow_the_balance():
     skewed = make_plan(fingerprint(classes=[ClassStats("road", 0.97, 1.0, 90.0, 100.0, 5e4),
                                             ClassStats("car", 0.02, 0.9, 8.0, 30.0, 1e4),
                                             ClassStats("bike", 0.01, 0.5, 5.0, 12.0, 2e3)]), machine(), 3600)
-    assert skewed.value("loss") == "ce" and skewed.value("class_weights") == "auto"
+    assert skewed.value("loss") == "ce+lovasz" and skewed.value("class_weights") == "auto"
     assert make_plan(fingerprint(), machine(), 3600).value("class_weights") is None  # 6x: balanced enough
 
 
