@@ -8,6 +8,8 @@ Rows, each pixelwise against a baseline measured side by side in the same run:
 1. predict images/s at 352x480 (bench_predict.py): defaults vs a plain smp loop and vs bare OpenVINO,
    and every backend for the smp U-Net and pixelwise's classic U-Net; ``pixelwise predict`` as a whole process,
    cold (no IR yet) and warm (the IR train writes), vs the plain smp loop's whole process (bench_predict_process.py);
+   int8 models (NNCF) of three networks vs the plain loop and vs pixelwise's bf16, and the CPU's int8 peak
+   (bench_int8.py);
 2. train images/s at 256x256, batch 8 (bench_train.py): pixelwise.train vs a plain smp + PyTorch loop;
 3. colour mask -> class ids (bench_colors.py): ``colors_to_ids`` vs the tutorial function;
 4. data seconds per CamVid epoch (bench_data_cache.py): decode-once cache vs decoding files;
@@ -51,7 +53,7 @@ from bench_common import (  # noqa: E402
 from bench_peak import bound_notes  # noqa: E402
 from bench_report import chart, markdown, update_report  # noqa: E402
 
-ROWS = ("predict", "process", "train", "colors", "cache", "tiled", "serve", "peak")
+ROWS = ("predict", "process", "int8", "train", "colors", "cache", "tiled", "serve", "peak")
 
 
 def run_module(script: str, args: list[str], name: str) -> dict:
@@ -117,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                                       "1 predict 352x480"),
         "process": lambda: run_module("bench_predict_process.py", [*common, "--repeats", str(repeats)],
                                       "1h predict whole process"),
+        "int8": lambda: run_module("bench_int8.py", [*common, "--repeats", str(repeats)], "1j predict int8"),
         "train": lambda: run_module("bench_train.py", [*common, "--repeats", str(repeats)], "2 train 256x256"),
         "colors": lambda: colors_row(repeats, args.quick),
         "cache": lambda: cache_row(args.data, repeats, args.quick),
