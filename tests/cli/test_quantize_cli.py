@@ -50,7 +50,7 @@ def test_evaluate_and_predict_take_the_int8_model(quantized, tiny_data, tmp_path
     ev = run_main("evaluate", str(int8), "--data", str(tiny_data), "--precision", "fp32")
     assert ev.returncode == 0, ev.stderr
     written = json.loads(int8.with_name("best_int8_eval_val.json").read_text())  # not the checkpoint's eval_val.json
-    assert "on openvino (fp32)" in ev.stdout and written["images"] == 4
+    assert "on openvino (int8+fp32)" in ev.stdout and written["images"] == 4  # the int8 model says so
     stored = read_model_meta(int8).extra["int8"]["miou"]["int8"]
     assert written["miou"] == pytest.approx(stored, abs=0.01)  # evaluate scores what quantize measured
     image = sorted((tiny_data / "images" / "val").glob("*.png"))[0]
