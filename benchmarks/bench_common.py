@@ -11,6 +11,7 @@ dict (so it crosses a process boundary as JSON)::
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -30,6 +31,25 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def image_bench_parser(doc: str, images: int) -> argparse.ArgumentParser:
+    """The options of a benchmark over CamVid val images: --data, --images, --repeats, --quick, --json
+    (read them with :func:`parse_image_bench_args`, which applies --quick)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--images", type=int, default=images)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="4 images, 1 repeat: a smoke run")
+    parser.add_argument("--json", help="also write the result here (for run_all.py)")
+    return parser
+
+
+def parse_image_bench_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.images, args.repeats = 4, 1
+    return args
 
 
 def row(name: str, baseline: str, pixelwise: str, ratio: float | None, target: float | None = None,

@@ -16,7 +16,6 @@ they reach.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -26,7 +25,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_common import DEFAULT_DATA, has_data, print_rows, row, skipped, write_json
+from bench_common import (
+    has_data,
+    image_bench_parser,
+    parse_image_bench_args,
+    print_rows,
+    row,
+    skipped,
+    write_json,
+)
 from bench_peak import gflops_per_image
 from bench_predict import SIZE, pixelwise_loop, plain_loop, smp_unet, val_files
 
@@ -150,15 +157,7 @@ def note(f: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=DEFAULT_DATA)
-    parser.add_argument("--images", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="4 images, 1 repeat: a smoke run")
-    parser.add_argument("--json", help="also write the result here (for run_all.py)")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.images, args.repeats = 4, 1
+    args = parse_image_bench_args(image_bench_parser(__doc__, images=16), argv)
     result = measure(args.data, args.images, args.repeats)
     print_rows(result["rows"])
     print("\n".join(result["notes"]))

@@ -20,7 +20,6 @@ warm-up pass each; the reported figure is the median over repeats.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -30,7 +29,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_common import DEFAULT_DATA, has_data, median_time, print_rows, row, skipped, write_json
+from bench_common import (
+    has_data,
+    image_bench_parser,
+    median_time,
+    parse_image_bench_args,
+    print_rows,
+    row,
+    skipped,
+    write_json,
+)
 from PIL import Image
 
 from pixelwise.core.constants import IMAGENET_MEAN, IMAGENET_STD
@@ -380,19 +388,12 @@ def peer_note(f: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=DEFAULT_DATA)
-    parser.add_argument("--images", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="4 images, 1 repeat: a smoke run")
-    parser.add_argument("--json", help="also write the result here (for run_all.py)")
+    parser = image_bench_parser(__doc__, images=16)
     parser.add_argument("--peer-checkpoint", help="rows 1h-1i on this pixelwise checkpoint (default: the smp U-Net)")
     parser.add_argument("--peer-images", type=int, default=48,
                         help="images for rows 1h-1i (pipelines fill and drain: a few images would time mostly that)")
     parser.add_argument("--peer-only", action="store_true", help="only rows 1h-1i")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.images, args.repeats = 4, 1
+    args = parse_image_bench_args(parser, argv)
     result = {"rows": [], "facts": {}, "notes": []} if args.peer_only else measure(args.data, args.images, args.repeats)
     peer = fair_peer(args.data, args.images if args.quick else args.peer_images, args.repeats, args.peer_checkpoint)
     result = {"rows": result["rows"] + peer["rows"], "facts": {**result["facts"], "fair_peer": peer["facts"]},

@@ -21,7 +21,6 @@ OpenVINO, and the break-even job size they give.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -32,7 +31,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_common import DEFAULT_DATA, has_data, print_rows, row, skipped, write_json
+from bench_common import (
+    has_data,
+    image_bench_parser,
+    parse_image_bench_args,
+    print_rows,
+    row,
+    skipped,
+    write_json,
+)
 
 from pixelwise.data.presets import get_preset
 from pixelwise.inference.backends import AUTO_OPENVINO_MIN_IMAGES, write_conversion_beside
@@ -172,15 +179,7 @@ def note(f: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=DEFAULT_DATA)
-    parser.add_argument("--images", type=int, default=48)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="4 images, 1 repeat: a smoke run")
-    parser.add_argument("--json", help="also write the result here (for run_all.py)")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.images, args.repeats = 4, 1
+    args = parse_image_bench_args(image_bench_parser(__doc__, images=48), argv)
     result = measure(args.data, args.images, args.repeats)
     print_rows(result["rows"])
     write_json(args.json, result)
