@@ -84,6 +84,20 @@ def parse_size_option(text: str, param_hint: str) -> tuple[int, int]:
     return size
 
 
+InputSize = Annotated[str | None, typer.Option(help=(
+    "Resize images to HxW, or 'native' (their own size), instead of the model's input size: e.g. to score a model "
+    "trained at 240x320 at 360x480."))]
+
+
+def parse_input_size(text: str | None) -> tuple[int, int] | None | str:
+    """``--input-size``: ``"model"`` when not given (the model's own), ``None`` for native, else ``(h, w)``."""
+    if text is None:
+        return "model"
+    if text.strip().lower() in ("native", "none"):
+        return None
+    return parse_size_option(text, "--input-size")
+
+
 TtaFlip = Annotated[bool, typer.Option("--tta-flip", help="Also predict the mirrored image; average.")]
 TtaScales = Annotated[str | None, typer.Option(help="Also predict resized inputs, e.g. 0.75,1,1.25; average.")]
 

@@ -25,10 +25,12 @@ from pixelwise.cli.common import (
     FORMAT_HELP,
     BatchSize,
     Device,
+    InputSize,
     Precision,
     TtaFlip,
     TtaScales,
     Workers,
+    parse_input_size,
     parse_scales,
 )
 from pixelwise.core.errors import ConfigError
@@ -57,8 +59,9 @@ def evaluate(
     classes: Annotated[str | None, typer.Option(help=f"{CLASSES_HELP} (default: the checkpoint's).")] = None,
     json_path: Annotated[Path | None,
                          typer.Option("--json", help="Metrics JSON (default: beside the (first) model, "
-                                      "eval_SPLIT.json, or STEM_eval_SPLIT.json for an exported one; _tta and "
-                                      "_ensemble are added for TTA and an ensemble).")] = None,
+                                      "eval_SPLIT.json, or STEM_eval_SPLIT.json for an exported one; _tta, "
+                                      "_ensemble, _HxW and _xSCALE are added for TTA, an ensemble, "
+                                      "--input-size and --predict-scale).")] = None,
     confusion: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG (default: beside the JSON).")] = None,
     batch_size: BatchSize = 4,
     workers: Workers = None,
@@ -67,6 +70,10 @@ def evaluate(
     backend: Annotated[str, typer.Option(help=f"For an exported model: {BACKEND_HELP}")] = "auto",
     tta_flip: TtaFlip = False,
     tta_scales: TtaScales = None,
+    input_size: InputSize = None,
+    predict_scale: Annotated[float | None, typer.Option(min=0.01, help=(
+        "Enlarge the resized images this much before the model (default: the model's own, see train "
+        "--predict-scale); 1 scores it as training validated it."))] = None,
 ) -> None:
     """Score a checkpoint (or an ensemble, or an exported model): per-class IoU/Dice table, calibration (ECE),
     metrics JSON and a confusion-matrix PNG.
@@ -77,10 +84,15 @@ def evaluate(
       pixelwise evaluate runs/a/best.safetensors runs/b/best.safetensors --data data/camvid    (an ensemble)
       pixelwise evaluate runs/camvid/best.safetensors --data data/camvid --tta-flip    (as predict --tta-flip)
       pixelwise evaluate runs/camvid/best_int8.xml --data data/camvid    (an int8 model, on OpenVINO)
+      pixelwise evaluate runs/camvid/best.safetensors --data data/camvid --predict-scale 1.5    (enlarged 1.5x)
     """
     scales = parse_scales(tta_scales) if tta_scales is not None else (1.0,)
+    size = parse_input_size(input_size)
     tta = "_tta" if tta_flip or scales != (1.0,) else ""
-    json_path = json_path or default_json(checkpoints[0], len(checkpoints), split, tta)
+    # Another input size than the model's gets its own file too, e.g. eval_val_360x480.json.
+    at = "" if size == "model" else "_native" if size is None else f"_{size[0]}x{size[1]}"
+    at += "" if predict_scale is None else f"_x{predict_scale:g}"
+    json_path = json_path or default_json(checkpoints[0], len(checkpoints), split, tta + at)
     confusion = confusion or json_path.with_name(json_path.stem + "_confusion.png")
     exported = [p for p in checkpoints if exporter_for_file(p) is not None]
     if exported and len(checkpoints) > 1:
@@ -88,10 +100,12 @@ def evaluate(
                           "the .safetensors checkpoints")
     if exported:
         metrics = evaluate_exported(exported[0], data, split, format, classes, batch_size, workers, precision,
-                                    backend, json_path, confusion, tta_flip, scales)
+                                    backend, json_path, confusion, tta_flip, scales, size,
+                                    predict_scale)
     else:
         metrics = evaluate_checkpoint(checkpoints, data, split, format, classes, batch_size, workers, device,
-                                      precision, json_path, confusion, tta_flip, scales)
+                                      precision, json_path, confusion, tta_flip, scales, size,
+                                      predict_scale)
     typer.echo(format_table(metrics))
     on = f" on {metrics['backend']}" if "backend" in metrics else ""
     typer.echo(f"{split}: {metrics['images']} images{on}, mIoU {metrics['miou']:.4f}, expected calibration error "

@@ -70,6 +70,9 @@ def train(
     crop_size: Annotated[str | None, typer.Option(help=(
         "Train on random crops HxW of the (resized) images; with --img-size none, at their own size, and "
         "the checkpoint then predicts by tiles of this size."))] = None,
+    predict_scale: Annotated[float | None, typer.Option(help=(
+        "Predict images resized to --img-size and then enlarged this much, e.g. 1.5: thin things get more "
+        "pixels (the model's scale augmentation showed it enlarged frames)."))] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per step.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     loss: Annotated[str | None, typer.Option(help=LOSS_HELP)] = None,

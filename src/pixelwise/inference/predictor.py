@@ -42,7 +42,7 @@ from pixelwise.inference.tiling import check_tiling, predict_tiled, predict_tile
 from pixelwise.models.base import logits_at_size
 from pixelwise.models.checkpoint import CheckpointMeta
 from pixelwise.models.ensemble import Checkpoints
-from pixelwise.models.tta import with_tta
+from pixelwise.models.tta import prediction_scales, with_tta
 
 
 def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
@@ -84,13 +84,14 @@ class Predictor:
         # Options first: a bad value is reported before a checkpoint is read.
         self.tile = check_tiling(tile, overlap) if tile not in (None, "train") else None
         self.overlap = overlap
-        self._forward = with_tta(self._logits, tta_flip, tta_scales)
+        with_tta(self._logits, tta_flip, tta_scales)  # checks the scales before a checkpoint is read
         # ``model`` may be a checkpoint, a list of checkpoints, a model with .meta, an .onnx or an OpenVINO .xml
         # file; the backend (PyTorch, onnxruntime, OpenVINO) is chosen by the auto rule of inference/backends/choose.py.
         self.backend = open_backend(model, backend, device, precision, compile, num_images)
         self.meta: CheckpointMeta = self.backend.meta
         self.device = getattr(self.backend, "device", torch.device("cpu"))
         self.input_size = self.meta.input_size if input_size == "train" else input_size
+        self._forward = with_tta(self._logits, tta_flip, prediction_scales(self.meta.predict_scale, tta_scales))
         if tile == "train" and self.meta.tile is not None:
             self.tile = check_tiling(self.meta.tile, overlap)
         # Around an exported runtime (its own thread pool on the CPU) torch's own work (normalising, resizing

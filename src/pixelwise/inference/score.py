@@ -37,7 +37,8 @@ from pixelwise.data.sample import Sample
 from pixelwise.data.transforms import eval_transform, normalize
 from pixelwise.inference.backends import open_backend
 from pixelwise.models.base import logits_at_size
-from pixelwise.models.tta import with_tta
+from pixelwise.models.checkpoint import other_prediction_size
+from pixelwise.models.tta import prediction_scales, with_tta
 
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]  # normalised (N, 3, h, w) images -> float (N, classes, h, w)
 
@@ -82,11 +83,13 @@ def evaluate_exported(model: str | Path, data: str | Path, split: str = "val", f
                       classes: str | None = None, batch_size: int = 4, workers: int | None = None,
                       precision: str = "auto", backend: str = "auto", json_path: str | Path | None = None,
                       confusion_png: str | Path | None = None, tta_flip: bool = False,
-                      tta_scales: Sequence[float] = (1.0,)) -> dict:
+                      tta_scales: Sequence[float] = (1.0,),
+                      input_size: tuple[int, int] | None | str = "model",
+                      predict_scale: float | None = None) -> dict:
     """Score an exported model on a split: the metrics of :func:`pixelwise.training.evaluate.evaluate_checkpoint`
     (per-class IoU/Dice, mIoU, ECE and its bins), run on ``backend`` as ``predict`` runs the file."""
     runner = open_backend(Path(model), backend, "cpu", precision)
-    meta = runner.meta
+    meta = other_prediction_size(runner.meta, input_size, predict_scale)
     index = open_dataset(data, format, classes if classes is not None else meta.classes)
     if index.classes.num_classes != meta.classes.num_classes:
         raise DataError(f"{data}: dataset has {index.classes.num_classes} classes but {model} predicts "
@@ -94,12 +97,15 @@ def evaluate_exported(model: str | Path, data: str | Path, split: str = "val", f
     samples = index.split(split)
     calibration = Calibration()
     loader = split_loader(index, samples, meta.input_size, batch_size, workers)
-    cm = score_batches(with_tta(runner, tta_flip, tta_scales), loader, index.classes, meta.mean, meta.std, calibration)
+    scales = prediction_scales(meta.predict_scale, tta_scales)
+    cm = score_batches(with_tta(runner, tta_flip, scales), loader, index.classes, meta.mean, meta.std, calibration)
     metrics = cm.compute()
     calibrated = calibration.compute()
     metrics["ece"], metrics["calibration"] = calibrated["ece"], calibrated["bins"]
     metrics["split"], metrics["images"] = split, len(samples)
     metrics["tta"] = {"flip": tta_flip, "scales": [float(s) for s in tta_scales]}
+    metrics["input_size"] = list(meta.input_size) if meta.input_size else None
+    metrics["predict_scale"] = meta.predict_scale
     metrics["backend"] = f"{runner.name} ({runner.precision})"
     if json_path is not None:
         write_json(json_path, metrics)

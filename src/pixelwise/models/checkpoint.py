@@ -16,7 +16,7 @@ rebuilds its model alone and loading never unpickles anything.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,8 @@ class CheckpointMeta:
     std: tuple[float, float, float] = IMAGENET_STD
     input_size: tuple[int, int] | None = None
     tile: tuple[int, int] | None = None  # trained on crops of this size at native resolution: predict by tiles
+    # Images are resized to input_size and then enlarged this much when predicted (see TrainConfig.predict_scale).
+    predict_scale: float = 1.0
     version: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -76,6 +78,17 @@ class CheckpointMeta:
             if data.get(key):
                 data[key] = tuple(data[key])
         return cls(**data)
+
+
+def other_prediction_size(meta: CheckpointMeta, input_size: tuple[int, int] | None | str = "model",
+                          predict_scale: float | None = None) -> CheckpointMeta:
+    """``meta`` predicting at another ``input_size`` (``None``: the images' own; ``"model"``: its own) and/or
+    ``predict_scale`` (``None``: its own), e.g. to score a model at another size than the one it was trained at."""
+    if input_size != "model":
+        meta = replace(meta, input_size=input_size)
+    if predict_scale is not None:
+        meta = replace(meta, predict_scale=predict_scale)
+    return meta
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta) -> None:

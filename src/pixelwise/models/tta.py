@@ -57,6 +57,15 @@ def with_tta(model_fn: ModelFn, flip: bool = False, scales: Sequence[float] = (1
     return averaged
 
 
+def prediction_scales(predict_scale: float, tta_scales: Sequence[float] = (1.0,)) -> list[float]:
+    """The scales a checkpoint runs at: each TTA scale times its ``predict_scale`` (its inputs' enlargement).
+
+    >>> prediction_scales(1.5, (1.0, 0.5))
+    [1.5, 0.75]
+    """
+    return [float(predict_scale) * float(s) for s in tta_scales]
+
+
 class TTAModel(nn.Module):
     """A model whose forward is :func:`with_tta` of ``model``: where a model goes (evaluation), TTA goes too."""
 

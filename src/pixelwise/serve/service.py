@@ -117,6 +117,7 @@ class ModelService:
             "classes": [{"id": i, "name": c.name, "color": list(c.color)} for i, c in enumerate(meta.classes.classes)],
             "ignore_index": meta.classes.ignore_index,
             "input_size": list(meta.input_size) if meta.input_size else None,
+            "predict_scale": meta.predict_scale,
             "tile": list(self.default_tile) if self.default_tile else None,
             "backend": backend.name,
             "precision": getattr(backend, "precision", "fp32"),

@@ -33,9 +33,9 @@ from pixelwise.data.formats import DatasetIndex, open_dataset
 from pixelwise.data.sample import Sample
 from pixelwise.data.transforms import eval_transform, normalize
 from pixelwise.models.base import logits_at_size
-from pixelwise.models.checkpoint import CheckpointMeta
+from pixelwise.models.checkpoint import CheckpointMeta, other_prediction_size
 from pixelwise.models.ensemble import Checkpoints, checkpoint_paths, load_checkpoints
-from pixelwise.models.tta import TTAModel
+from pixelwise.models.tta import TTAModel, prediction_scales
 
 
 @torch.no_grad()
@@ -123,8 +123,9 @@ def score_samples(model: nn.Module, meta: CheckpointMeta, index: DatasetIndex, s
     dataset = SegmentationDataset(samples, spec, eval_transform(meta.input_size), augment=False, reader=index.reader)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=resolve_workers(workers, dev),
                         collate_fn=collate_padded)
-    if tta_flip or list(tta_scales) != [1.0]:
-        model = TTAModel(model, tta_flip, tta_scales)
+    scales = prediction_scales(meta.predict_scale, tta_scales)
+    if tta_flip or scales != [1.0]:
+        model = TTAModel(model, tta_flip, scales)
     cm, _ = evaluate_model(model, loader, spec.num_classes, meta.mean, meta.std, dev, prec, names=spec.names,
                            channels_last=channels_last, calibration=calibration)
     return cm
@@ -134,7 +135,9 @@ def evaluate_checkpoint(checkpoint: Checkpoints, data: str | Path, split: str = 
                         classes: str | None = None, batch_size: int = 4, workers: int | None = None,
                         device: str = "auto", precision: str = "auto", json_path: str | Path | None = None,
                         confusion_png: str | Path | None = None, tta_flip: bool = False,
-                        tta_scales: Sequence[float] = (1.0,)) -> dict:
+                        tta_scales: Sequence[float] = (1.0,),
+                        input_size: tuple[int, int] | None | str = "model",
+                        predict_scale: float | None = None) -> dict:
     """Score a checkpoint, or the ensemble of a list of them, on a split: metrics dict (see
     :meth:`ConfusionMatrix.compute`) with the expected calibration error ``ece`` and its ``calibration`` bins
     (:mod:`pixelwise.core.calibration`).
@@ -142,6 +145,7 @@ def evaluate_checkpoint(checkpoint: Checkpoints, data: str | Path, split: str = 
     The dataset's classes default to the checkpoint's own, so a model is scored on the labels it predicts.
     """
     model, meta = load_checkpoints(checkpoint)
+    meta = other_prediction_size(meta, input_size, predict_scale)
     index = open_dataset(data, format, classes if classes is not None else meta.classes)
     spec = index.classes
     if spec.num_classes != meta.classes.num_classes:
@@ -157,6 +161,8 @@ def evaluate_checkpoint(checkpoint: Checkpoints, data: str | Path, split: str = 
     metrics["ece"], metrics["calibration"] = calibrated["ece"], calibrated["bins"]
     metrics["split"], metrics["images"] = split, len(samples)
     metrics["tta"] = {"flip": tta_flip, "scales": [float(s) for s in tta_scales]}
+    metrics["input_size"] = list(meta.input_size) if meta.input_size else None
+    metrics["predict_scale"] = meta.predict_scale
     if json_path is not None:
         write_json(json_path, metrics)
     if confusion_png is not None:

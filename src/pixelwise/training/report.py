@@ -49,6 +49,7 @@ from pixelwise.data.sample import Sample, SampleReader
 from pixelwise.data.transforms import eval_transform, normalize
 from pixelwise.models.base import logits_at_size
 from pixelwise.models.checkpoint import CheckpointMeta, load_checkpoint
+from pixelwise.models.tta import with_tta
 from pixelwise.training.data_setup import fold_split
 from pixelwise.training.outputs import BEST_CHECKPOINT, read_best_metrics
 
@@ -180,8 +181,9 @@ def review_split(model: nn.Module, meta: CheckpointMeta, index: DatasetIndex, sa
     total = ConfusionMatrix(n)
     extremes: Extremes[ImageReview] = Extremes(SHOWN)
     model = model.to(device).eval()
+    predict = with_tta(model, scales=[meta.predict_scale])  # as `pixelwise predict` runs it
     for batch in loader:
-        logits = model(normalize(batch["image"].to(device), meta.mean, meta.std)).float()
+        logits = predict(normalize(batch["image"].to(device), meta.mean, meta.std)).float()
         for k in range(logits.shape[0]):
             mh, mw = (int(s) for s in batch["mask_size"][k])
             item = logits_at_size(logits[k], batch["image_size"][k], (mh, mw))

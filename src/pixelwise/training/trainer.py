@@ -176,7 +176,8 @@ class Trainer:
         self.forward = compile_or_eager(self.model) if cfg.compile else self.model
         # Trained on crops at native resolution: large images are then predicted by tiles of the crop's size.
         tile = inference_tile(cfg.img_size, cfg.crop_size, self.data.train_scan.sizes)
-        self.meta = CheckpointMeta.for_model(self.raw_model, classes, input_size=cfg.img_size, tile=tile)
+        self.meta = CheckpointMeta.for_model(self.raw_model, classes, input_size=cfg.img_size, tile=tile,
+                                             predict_scale=cfg.predict_scale)
         n_params = sum(p.numel() for p in self.raw_model.parameters())
         self.state = self._start_or_resume()
         self.log(f"model: {cfg.model}{' / ' + cfg.encoder if cfg.encoder else ''} ({n_params / 1e6:.2f}M params); "
