@@ -159,3 +159,15 @@ def test_rare_class_crops_for_imbalanced_many_class_data_only():
     assert "rare_class_crops" not in make_plan(fingerprint(), machine(), 900).value("augment")  # 6x: balanced
     binary = [ClassStats("background", 0.99, 1.0, 20.0, 100.0, 5e4), ClassStats("crack", 0.01, 0.9, 1.0, 3.0, 40.0)]
     assert "rare_class_crops" not in make_plan(fingerprint(classes=binary), machine(), 900).value("augment")
+
+
+def test_shrunk_whole_frames_are_predicted_enlarged_as_far_as_the_zoom_went():
+    shrunk = make_plan(fingerprint(), machine(), budget_s=3600)  # 360x480 trained at 240x320, zoom up to 1.5
+    assert shrunk.value("img_size") == (240, 320) and shrunk.value("predict_scale") == 1.5
+    native = make_plan(fingerprint(), machine(speed=2.0), 3600)  # trained at the images' own size
+    assert native.value("img_size") == (360, 480) and native.value("predict_scale") is None
+    roads = [ClassStats("bg", 0.9, 1.0, 60.0, 200.0, 1e5), ClassStats("road", 0.1, 1.0, 3.0, 4.0, 1e4)]
+    crops = make_plan(fingerprint(n=20, size=(2000, 3000), classes=roads), machine(speed=0.4), 3600)
+    assert crops.value("crop_size") == (512, 512) and crops.value("predict_scale") is None  # never saw whole frames
+    mild = make_plan(fingerprint(), machine(), 3600, given={"augment": {"scale": [0.9, 1.25]}})
+    assert mild.value("predict_scale") == 1.25  # no larger than the zoom the model was shown

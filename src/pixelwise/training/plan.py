@@ -325,3 +325,20 @@ def plan_augment(plan: Plan, machine: MachineFacts) -> None:
         augment["rare_class_crops"] = RARE_CROPS
         why += f"; {100 * RARE_CROPS:.0f}% of crops centred on a rare class ({', '.join(rare)})"
     plan.set("augment", augment, why)
+
+
+@register_rule("predict_scale")
+def plan_predict_scale(plan: Plan, machine: MachineFacts) -> None:
+    """Whole frames shrunk for training speed are predicted enlarged back towards their own size, as far as the
+    zoom augmentation showed the model (see ``TrainConfig.predict_scale``): thin classes get their pixels back,
+    the shrink's softness stays. On CamVid (360x480 trained at 240x320, zoom up to 1.5) 1.5 gave 74.1% val
+    mIoU against 72.9%, pole IoU 20.1 against 12.7. Training on crops: the model never saw the whole frame."""
+    size, augment = plan.value("img_size"), plan.value("augment") or {}
+    if size is None or plan.value("crop_size") is not None:
+        return
+    shrink = plan.fingerprint.median_size[0] / size[0]
+    top_zoom = (augment.get("scale") or (1.0, 1.0))[1] if isinstance(augment, dict) else 1.0
+    scale = round(min(shrink, top_zoom), 2)
+    if scale >= 1.1:
+        plan.set("predict_scale", scale, f"frames shrunk {shrink:.2f}x for training, zoomed up to {top_zoom:g}x "
+                                         f"by augmentation: predicted at {scale:g}x, thin classes keep more pixels")
