@@ -10,6 +10,7 @@ share, and a run that got fewer epochs scores lower for that reason alone.
     python benchmarks/camvid_levers.py --list
     python benchmarks/camvid_levers.py native-crops lite1 --runs runs/levers      # one after the other
     python benchmarks/camvid_levers.py --table runs/levers/results.jsonl           # the README's table
+    python benchmarks/camvid_levers.py --predict-scales baseline lovasz             # trained runs, predicted larger
 
 Compare levers only within one machine type (the ``cpu`` field): the same recipe trained 44 epochs on one
 2-core CPU and 75 on another.
@@ -40,7 +41,8 @@ LEVERS: dict[str, tuple[str, dict | list[dict]]] = {
     "lite1": ("encoder EfficientNet-Lite1 (ImageNet)", {"encoder": "efficientnet_lite1"}),
     "lite2": ("encoder EfficientNet-Lite2 (ImageNet)", {"encoder": "efficientnet_lite2"}),
     "lovasz": ("loss CE + Lovasz-softmax", {"loss": "ce+lovasz"}),
-    "edge-ce": ("loss CE with the pixels within 2 of a label change counted 3x", {"loss": "edge_ce"}),
+    "edge-ce": ("the CE of CE + Lovasz counts the pixels within 2 of a label change 3x",
+                {"loss": "edge_ce+lovasz"}),
     # OHEM replaces class balancing (as in PSPNet/BiSeNet training code): on top of median-frequency weights it
     # kept mostly the up-weighted rare-class pixels, the model painted rare classes everywhere, and at epoch 29
     # of 55 it stood at 34.2% val mIoU (pixel accuracy 51%) against the baseline's 58.9%, so it was stopped.
@@ -135,6 +137,30 @@ def table(results: Path) -> str:
     return "\n".join(lines)
 
 
+# How a trained run is fed at prediction: (row name, evaluate options). Scale 1 is how training validated it.
+PREDICTION_WAYS = (("as validated (240x320)", ["--predict-scale", "1"]),
+                   ("sharp native frame (360x480)", ["--predict-scale", "1", "--input-size", "360x480"]),
+                   ("240x320 enlarged 1.5x", ["--predict-scale", "1.5"]),
+                   ("240x320 enlarged 1.5x + flip", ["--predict-scale", "1.5", "--tta-flip"]),
+                   ("240x320 enlarged 2x", ["--predict-scale", "2"]))
+
+
+def prediction_scale_table(runs: Path, levers: list[str], data: str) -> str:
+    """Markdown rows: each run's best checkpoint scored on val in each of PREDICTION_WAYS (no training)."""
+    lines = ["| run | predicted as | val mIoU | pole | sign | pedestrian |", "| --- | --- | --- | --- | --- | --- |"]
+    for lever in levers:
+        for name, options in PREDICTION_WAYS:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "eval.json"
+                subprocess.run(["pixelwise", "evaluate", str(runs / lever / "best.safetensors"), "--data", data,
+                                "--json", str(path), *options], check=True, stdout=subprocess.DEVNULL)
+                m = json.loads(path.read_text())
+            iou = m["per_class"]
+            lines.append(f"| {lever} | {name} | {100 * m['miou']:.1f} | "
+                         + " | ".join(f"{100 * iou[c]['iou']:.1f}" for c in ("pole", "sign", "pedestrian")) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("levers", nargs="*")
@@ -148,6 +174,8 @@ def main() -> int:
     parser.add_argument("--time-cap", help="with --epochs: stop anyway after this long, e.g. 75m")
     parser.add_argument("--score-only", action="store_true", help="score runs already trained in RUNS/LEVER")
     parser.add_argument("--table", type=Path, help="print the markdown table of a results.jsonl")
+    parser.add_argument("--predict-scales", action="store_true",
+                        help="score the named levers' trained runs fed larger or sharper images (no training)")
     args = parser.parse_args()
     if args.list:
         print("\n".join(f"{name}: {change}" for name, (change, _) in LEVERS.items()))
@@ -159,6 +187,10 @@ def main() -> int:
     if unknown:
         print(f"error: unknown lever(s) {', '.join(unknown)}; --list shows them", file=sys.stderr)
         return 2
+    if args.predict_scales:
+        data = args.data or yaml.safe_load(Path(args.base).read_text())["data"]
+        print(prediction_scale_table(args.runs, args.levers, data))
+        return 0
     args.runs.mkdir(parents=True, exist_ok=True)
     for lever in args.levers:
         result = run_lever(lever, args.base, args.runs, args.data, args.score_only, args.epochs, args.time_cap)
