@@ -31,7 +31,8 @@ def test_health_model_and_schema(client, served_checkpoint):
     model = client.get("/model").json()
     assert [c["name"] for c in model["classes"]] == ["sky", "building", "road", "pavement", "tree", "car"]
     assert model["classes"][2] == {"id": 2, "name": "road", "color": [128, 64, 128]}
-    assert model["input_size"] == [32, 48] and model["predict_scale"] == 1.0 and model["backend"] == "torch" and model["precision"] == "fp32"
+    assert model["input_size"] == [32, 48] and model["predict_scale"] == 1.0
+    assert model["backend"] == "torch" and model["precision"] == "fp32"
     assert set(model) >= {"ignore_index", "pixelwise_version", "max_batch", "queue", "max_pixels"}
     schema = client.get("/openapi.json").json()
     assert {"/health", "/model", "/predict"} <= set(schema["paths"])
