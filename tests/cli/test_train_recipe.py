@@ -40,6 +40,7 @@ FIELD_FLAGS: dict[str, tuple[list[str], object]] = {
     "folds": (["--folds", "3"], 3),
     "final_fit": (["--final-fit"], True),  # excludes folds: checked in a recipe of its own below
     "crop_size": (["--crop-size", "32x32"], (32, 32)),
+    "predict_scale": (["--predict-scale", "1.5"], 1.5),
     "ema": (["--ema", "0.99"], 0.99),
     "score_class": (["--score-class", "road"], "road"),
     "out": (["--out", "runs/x"], "runs/x"),

@@ -50,6 +50,7 @@ def default_json(first: Path, models: int, split: str, tta: str) -> Path:
 
 
 def evaluate(
+    # long function: one typer option per choice (the help lists them); the body is twenty lines.
     checkpoints: Annotated[list[Path], typer.Argument(
         help="A best.safetensors written by train (several are scored as an ensemble, their logits averaged), "
              "or an exported .onnx / OpenVINO .xml, such as an int8 model from `pixelwise quantize`.")],
