@@ -70,11 +70,15 @@ def request_bodies(count: int = 16) -> list[bytes]:
     return bodies
 
 
-def start_server(checkpoint: Path, max_batch: int, backend: str) -> tuple[subprocess.Popen, str, int]:
-    """``pixelwise serve`` on a free port; the process, its host and port."""
-    process = subprocess.Popen([sys.executable, "-m", "pixelwise", "serve", str(checkpoint), "--port", "0",
-                                "--max-batch", str(max_batch), "--backend", backend], stdout=subprocess.PIPE,
-                               text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+def start_server(checkpoint: Path, max_batch: int, backend: str,
+                 workers: int | None = None) -> tuple[subprocess.Popen, str, int]:
+    """``pixelwise serve`` on a free port (``workers``: its --workers, None: its default); the process, host, port."""
+    command = [sys.executable, "-m", "pixelwise", "serve", str(checkpoint), "--port", "0",
+               "--max-batch", str(max_batch), "--backend", backend]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
     for line in process.stdout:
         print("  server:", line.rstrip(), flush=True)
         if line.startswith("serving on "):
@@ -167,12 +171,12 @@ def load(host: str, port: int, bodies: list[bytes], requests: int, clients: int)
 
 
 def measure(requests: int, clients: int, max_batch: int, backend: str, checkpoint: Path, bodies: list[bytes],
-            repeats: int = 3) -> dict:
+            repeats: int = 3, workers: int | None = None) -> dict:
     """One backend: both servers (batching, none), each loaded one at a time and by ``clients`` clients,
     ``repeats`` times in turn; each figure is from the run of median throughput."""
     results = {}
     for batch in (max_batch, 1):
-        process, host, port = start_server(checkpoint, batch, backend)
+        process, host, port = start_server(checkpoint, batch, backend, workers)
         try:
             load(host, port, bodies, 20, min(clients, 4))  # warm-up: kernels, allocator, connections
             runs: dict[int, list[dict]] = {1: [], clients: []}
@@ -290,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="60 requests: a smoke run")
     parser.add_argument("--data", help="unused (the requests are synthetic); accepted like every row's script")
     parser.add_argument("--repeats", type=int, default=3, help="runs of --requests per configuration (median)")
+    parser.add_argument("--workers", type=int, help="the servers' --workers (default: theirs)")
     parser.add_argument("--json", help="write the rows here (for run_all.py)")
     args = parser.parse_args(argv)
     requests = 60 if args.quick else args.requests
@@ -298,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = save_model(Path(tmp))
         for k, backend in enumerate(args.backends.split(",")):
-            results = measure(requests, args.clients, args.max_batch, backend, checkpoint, bodies, args.repeats)
+            results = measure(requests, args.clients, args.max_batch, backend, checkpoint, bodies, args.repeats,
+                              args.workers)
             results.update(model_alone(checkpoint, backend, images))
             letters = ("", "b") if k == 0 else (chr(ord("c") + 2 * (k - 1)), chr(ord("d") + 2 * (k - 1)))
             more_rows, note = backend_rows(results, "6", letters, requests, args.clients, args.max_batch, backend)

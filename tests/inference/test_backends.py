@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import torch
@@ -47,6 +49,21 @@ def test_exported_runtimes_label_like_pytorch(checkpoint, backend):
         a, b = reference.predict(image), other.predict(image)
         assert a.shape == b.shape == image.shape[:2]
         assert (a == b).mean() >= 0.995
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_runtimes_that_take_concurrent_calls_answer_each_thread_its_own_logits(checkpoint, backend):
+    """A server runs two batches at once on these runtimes (ModelService.default_workers): each thread must
+    get the logits of its own images, never another thread's."""
+    pytest.importorskip(backend)
+    predictor = Predictor(checkpoint, backend=backend, precision="fp32")
+    assert predictor.backend.concurrent_calls
+    inputs = images(6)
+    alone = [predictor.predict(image) for image in inputs]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(predictor.predict, inputs * 5))
+    for k, labels in enumerate(together):
+        assert np.array_equal(labels, alone[k % len(inputs)])
 
 
 def test_auto_converts_for_big_jobs_and_reuses_the_conversion(checkpoint, tmp_path, monkeypatch):

@@ -133,6 +133,32 @@ def test_concurrent_requests_are_batched_and_keep_their_labels(service, street_p
         assert np.array_equal(a.labels, t.labels)
 
 
+def test_openvino_serves_on_two_threads_and_keeps_the_labels(served_checkpoint, street_png, tmp_path):
+    """OpenVINO takes calls from several threads: two workers run batches at once, each image keeping its labels."""
+    pytest.importorskip("openvino")
+    from pixelwise.data.synthetic import make_scene
+    from pixelwise.inference.export import export_checkpoint
+    from pixelwise.inference.predictor import Predictor
+    from pixelwise.serve.service import ModelService
+
+    xml = export_checkpoint(served_checkpoint, tmp_path / "model.xml", "openvino")
+    images = [read_image(street_png)] + [make_scene(np.random.default_rng(s), 60 + 8 * s, 90)[0] for s in range(7)]
+    reference = Predictor(xml, precision="fp32")
+    alone = [reference.predict(image) for image in images]
+    service = ModelService(lambda: Predictor(xml, precision="fp32"), max_batch=2)
+    try:
+        assert service.info()["workers"] == 2 and service.info()["backend"] == "openvino"
+        futures = [service.submit(image) for image in images * 3]
+        together = [f.result().labels for f in futures]
+    finally:
+        service.close()
+    for k, labels in enumerate(together):
+        assert np.array_equal(labels, alone[k % len(images)])
+    one = ModelService(reference, workers=1)
+    assert one.batcher.workers == 1
+    one.close()
+
+
 def test_predict_json_names_the_file_in_errors(client):
     answer = client.post("/predict", files={"image": ("notes.txt", b"hello", "text/plain")})
     assert answer.status_code == 415

@@ -13,7 +13,7 @@ def test_setup_runs_on_the_worker_thread_and_its_error_reaches_the_constructor()
     seen = []
     batcher = Batcher(lambda jobs: [threading.current_thread().name for _ in jobs],
                       setup=lambda: seen.append(threading.current_thread().name))
-    assert batcher.submit(Job(None)).result() == seen[0] == "pixelwise-model"
+    assert batcher.submit(Job(None)).result() == seen[0] == "pixelwise-model-0"
     batcher.close()
 
     def no_model() -> None:
@@ -21,6 +21,21 @@ def test_setup_runs_on_the_worker_thread_and_its_error_reaches_the_constructor()
 
     with pytest.raises(ValueError, match="no model"):
         Batcher(lambda jobs: jobs, setup=no_model)
+
+
+def test_added_workers_run_batches_at_the_same_time_and_all_drain_on_close():
+    both_running = threading.Barrier(2, timeout=30)  # passes only when two batches run at once
+
+    def run(jobs):
+        both_running.wait()
+        return [job.payload * 10 for job in jobs]
+
+    batcher = Batcher(run, max_batch=1)
+    batcher.add_workers(1)
+    assert batcher.workers == 2
+    futures = [batcher.submit(Job(k)) for k in range(4)]
+    batcher.close()
+    assert [f.result() for f in futures] == [0, 10, 20, 30]
 
 
 def test_an_error_fails_its_batch_only():

@@ -29,6 +29,10 @@ def serve(
         min=1, help="Most requests waiting; more are answered 429 with Retry-After.")] = 64,
     max_pixels: Annotated[int, typer.Option(
         min=1, help="Largest image accepted, in pixels (larger: 413).")] = 40_000_000,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Threads running batches (default: 2 where the runtime takes concurrent calls, OpenVINO "
+                    "and onnxruntime, so one batch's pre- and post-processing overlaps another's model; else 1).")
+    ] = None,
     precision: Precision = "auto",
     device: Device = "auto",
 ) -> None:
@@ -51,7 +55,7 @@ def serve(
     # Built on the thread that will run it (see ModelService): a bad checkpoint is still one error line here.
     service = ModelService(lambda: Predictor(models, device, precision, backend=backend,
                                              num_images=AUTO_OPENVINO_MIN_IMAGES),
-                           max_batch, queue, max_pixels, batch_wait_ms / 1e3)
+                           max_batch, queue, max_pixels, batch_wait_ms / 1e3, workers)
     try:
         sock = bind(host, port)
     except BaseException:
@@ -60,7 +64,7 @@ def serve(
     address = url(sock)
     info = service.info()
     typer.echo(f"model: {info['model']}, {len(info['classes'])} classes, backend {info['backend']} "
-               f"({info['precision']}); batches of up to {max_batch}, queue {queue}")
+               f"({info['precision']}); batches of up to {max_batch} on {info['workers']} thread(s), queue {queue}")
 
     def ready() -> None:
         typer.echo(f"serving on {address} (API: {address}docs); Ctrl-C or SIGTERM stops")

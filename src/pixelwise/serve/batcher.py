@@ -1,8 +1,10 @@
 """Dynamic batching: requests that arrive together share one forward pass on one model instance.
 
-Every request becomes a :class:`Job` in a bounded queue; one worker thread, the only one that touches the
-model, takes the oldest job together with up to ``max_batch - 1`` later jobs of the same ``key`` (jobs of
-one key can be stacked into one batch: same resized size, same outputs) and runs them at once. A full queue
+Every request becomes a :class:`Job` in a bounded queue; a worker thread takes the oldest job together with
+up to ``max_batch - 1`` later jobs of the same ``key`` (jobs of one key can be stacked into one batch: same
+resized size, same outputs) and runs them at once. There is one worker unless :meth:`Batcher.add_workers`
+adds more, for a run function that may be called from several threads at once: then one batch's resizing and
+class ids run while another's forward pass does. A full queue
 refuses a job at once (:class:`QueueFull`, which the server answers with 429), so a burst cannot grow memory
 or latency without bound.
 
@@ -69,10 +71,28 @@ class Batcher:
         self._cond = threading.Condition()
         self._closed = False
         self._batch_seconds = 0.0  # running mean of a batch's duration, for Retry-After
+        self._threads: list[threading.Thread] = []
         ready: Future = Future()
-        self._thread = threading.Thread(target=self._work, args=(setup, ready), name="pixelwise-model", daemon=True)
-        self._thread.start()
+        self._start_worker(setup, ready)
         ready.result()  # the setup's exception, if any, is raised here
+
+    def _start_worker(self, setup: Callable[[], None] | None, ready: Future) -> None:
+        thread = threading.Thread(target=self._work, args=(setup, ready), daemon=True,
+                                  name=f"pixelwise-model-{len(self._threads)}")
+        self._threads.append(thread)
+        thread.start()
+
+    def add_workers(self, count: int) -> None:
+        """Start ``count`` more worker threads; only for a ``run`` that is safe to call from several at once."""
+        for _ in range(count):
+            ready: Future = Future()
+            self._start_worker(None, ready)
+            ready.result()
+
+    @property
+    def workers(self) -> int:
+        """How many worker threads run batches."""
+        return len(self._threads)
 
     @contextlib.contextmanager
     def incoming(self) -> Iterator[None]:
@@ -92,7 +112,7 @@ class Batcher:
             if self._closed:
                 raise Closed("shutting down")
             if len(self._jobs) >= self.capacity:
-                batches = len(self._jobs) / self.max_batch + 1
+                batches = len(self._jobs) / self.max_batch / len(self._threads) + 1
                 raise QueueFull(max(1, round(batches * self._batch_seconds + 0.5)))
             job.queued_at = time.perf_counter()
             self._jobs.append(job)
@@ -105,11 +125,12 @@ class Batcher:
             return len(self._jobs)
 
     def close(self, timeout: float | None = None) -> None:
-        """Take no new jobs, finish those queued, stop the worker."""
+        """Take no new jobs, finish those queued, stop the workers."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
 
     def _next_batch(self) -> list[Job] | None:
         """The next batch (the oldest job and later ones of its key), or None once closed and drained."""

@@ -64,7 +64,7 @@ class ModelService:
     """
 
     def __init__(self, predictor: Predictor | Callable[[], Predictor], max_batch: int = 8, queue: int = 64,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, max_wait: float = 0.005) -> None:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, max_wait: float = 0.005, workers: int | None = None) -> None:
         self.max_batch, self.max_pixels = max(1, max_batch), max_pixels
         self.predictor: Predictor | None = predictor if isinstance(predictor, Predictor) else None
 
@@ -77,6 +77,15 @@ class ModelService:
             self.predictor.predict_batch([np.zeros((height, width, 3), np.uint8)])
 
         self.batcher = Batcher(self._run, self.max_batch, max_wait, queue, setup=load)
+        self.batcher.add_workers((workers or self.default_workers()) - 1)
+
+    def default_workers(self) -> int:
+        """Threads running batches: 2 where the runtime takes calls from several threads (OpenVINO, onnxruntime),
+        so that one batch's resizing, normalising and class ids (in torch, on this process's cores) overlap the
+        forward pass of the next; 1 for PyTorch, whose threads would only contend for the same cores.
+        Measured with the serve benchmark's U-Net on OpenVINO bf16 (2-core Xeon, 16 clients, --max-batch 8):
+        285 requests/s on 2 workers, 241 on 1; compiled for two streams of one thread each instead, 254."""
+        return 2 if self.predictor.backend.concurrent_calls else 1
 
     @property
     def default_tile(self) -> tuple[int, int] | None:
@@ -96,7 +105,8 @@ class ModelService:
         return tuple(size), request.probs
 
     def _run(self, jobs: list[Job]) -> list[Prediction]:
-        """Run one batch (called by the batcher's worker thread, the only thread using the model)."""
+        """Run one batch (called by a worker thread of the batcher; several at once only where the backend
+        allows concurrent calls)."""
         first: Request = jobs[0].payload
         if first.tile is not None:
             results = [self.predictor.predict_tiled(first.image, first.tile, self.max_batch, first.probs)]
@@ -125,6 +135,7 @@ class ModelService:
             "pixelwise_version": __version__,
             "max_batch": self.max_batch,
             "queue": self.batcher.capacity,
+            "workers": self.batcher.workers,
             "max_pixels": self.max_pixels,
         }
 

@@ -46,6 +46,7 @@ class Backend(ABC):
     cpu_only: bool = False
     precision: str = "fp32"  # what it computes in (the predictor logs it)
     overlaps: bool = False  # run_batches runs the model while the caller works: predict_files pipelines then
+    concurrent_calls: bool = False  # __call__ may run on several threads at once (a server overlaps requests)
     meta: CheckpointMeta
 
     @abstractmethod

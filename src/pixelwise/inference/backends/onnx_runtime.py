@@ -22,6 +22,7 @@ class OnnxRuntimeBackend(Backend):
     title = "onnxruntime"
     export_format = "onnx"
     cpu_only = True
+    concurrent_calls = True  # InferenceSession.run is thread-safe
 
     def __init__(self, path: Path, meta: CheckpointMeta) -> None:
         ort = import_optional("onnxruntime", extra="onnx", purpose="--backend onnxruntime",

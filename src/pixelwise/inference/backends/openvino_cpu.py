@@ -7,6 +7,8 @@ of fewer threads each, fed by asynchronous infer requests so the next batch runs
 this one's logits into labels. On the development 2-core CPU, shared with other jobs, two streams of one
 thread each (THROUGHPUT) ran the CamVid U-Net 2.0x faster than one stream of two (LATENCY): a preempted
 thread stalls only its own stream, not a barrier of all. Both gave the same logits, bit for bit.
+Single calls may come from several threads at once (a server's workers): each thread gets its own infer
+request, and the stream runs one while the other thread prepares its next batch.
 
 >>> OpenVinoBackend.suffixes(), OpenVinoBackend.cpu_only
 (('.xml', '.onnx'), True)
@@ -40,6 +42,7 @@ class OpenVinoBackend(Backend):
     also_opens = (".onnx",)  # OpenVINO compiles ONNX files directly
     cpu_only = True
     overlaps = True  # run_batches: asynchronous requests
+    concurrent_calls = True  # one infer request per calling thread
 
     def __init__(self, path: Path, meta: CheckpointMeta, precision: str = "auto") -> None:
         import_optional("openvino", extra="openvino", purpose="--backend openvino", hint=" or use --backend torch")
@@ -51,6 +54,7 @@ class OpenVinoBackend(Backend):
         self.precision = quantized_precision(meta, self.float_precision)
         self._compiled: dict[str, Any] = {}  # per performance hint, compiled on first use
         self._lock = threading.Lock()  # a server may call from several threads
+        self._local = threading.local()  # each calling thread's infer request
 
     @classmethod
     def from_file(cls, path: Path, meta: CheckpointMeta, precision: str = "auto") -> OpenVinoBackend:
@@ -71,9 +75,12 @@ class OpenVinoBackend(Backend):
         return self.compiled_for("LATENCY")
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        request = getattr(self._local, "request", None)
+        if request is None:  # the compiled model's own __call__ shares one request among all threads
+            request = self._local.request = self.compiled.create_infer_request()
         # Copies both ways: by default OpenVINO keeps pointing at the input array inside its infer request
         # after the call, and that array is freed once we return (this crashed the process later on).
-        logits = self.compiled(images.float().cpu().numpy(), share_inputs=False, share_outputs=False)[0]
+        logits = request.infer({0: images.float().cpu().numpy()}, share_inputs=False, share_outputs=False)[0]
         return torch.from_numpy(np.array(logits, dtype=np.float32, copy=True))
 
     def run_batches(self, batches: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
