@@ -278,7 +278,7 @@ def one_b(f: dict) -> str:
                        "and out vs batch-1 calls on shared arrays).")
     why = (f"on {f['cores']} cores the decoding workers take CPU from the model rather than using idle cores."
            if f["default_workers"] else "decoding, the logits' resize and the class ids overlap the model's calls "
-           "(pipelined) but run on the same cores as its streams (rows 1h-1i).")
+           "(pipelined) but run on the same cores as its streams (rows 1m-1n).")
     return text + (f"Its model calls alone took {f['backend_ms']:.0f} ms/image, so the work around them adds "
                    f"{f['pixelwise_ms'] - f['backend_ms']:.0f} ms/image: {why}")
 
@@ -298,12 +298,12 @@ def slower_than_plain(f: dict) -> list[str]:
             f"{f['torch_threads']} threads (the plain loop decodes between forwards, never alongside them)."]
 
 
-PEER_ROW = "1h predict: pixelwise bf16 end to end vs the fair OpenVINO script"
-PIPELINE_ROW = "1i predict: pixelwise pipelined (default) vs sequential, same backend"
+PEER_ROW = "1m predict: pixelwise bf16 end to end vs the fair OpenVINO script"
+PIPELINE_ROW = "1n predict: pixelwise pipelined (default) vs sequential, same backend"
 
 
 def fair_peer(data: str, n_images: int, repeats: int, checkpoint: str | None = None) -> dict:
-    """Rows 1h-1i: pixelwise's defaults against ``openvino_peer.py`` (OpenVINO's documented end-to-end recipe)
+    """Rows 1m-1n: pixelwise's defaults against ``openvino_peer.py`` (OpenVINO's documented end-to-end recipe)
     on the same IR and images, and pixelwise pipelined against its own sequential path.
 
     The model: ``checkpoint`` (a pixelwise checkpoint, exported to IR here) or, without one, row 1's smp U-Net.
@@ -374,7 +374,7 @@ def time_in_turn(configs: dict, repeats: int) -> tuple[dict[str, list[float]], d
 
 def peer_note(f: dict) -> str:
     cpu = ", ".join(name for name in ("avx512_bf16", "avx512_vnni", "amx") if f[name]) or "neither AVX-512-BF16 nor AMX"
-    return (f"Rows 1h-1i: {f['images']} CamVid val images, model {f['model']} at {f['size'][0]}x{f['size'][1]}, "
+    return (f"Rows 1m-1n: {f['images']} CamVid val images, model {f['model']} at {f['size'][0]}x{f['size'][1]}, "
             f"one IR for both, median of {f['repeats']} repeats run in turn after a warm-up. The fair peer is "
             "benchmarks/openvino_peer.py, written from OpenVINO's documentation: `compile_model` with "
             f"PERFORMANCE_HINT THROUGHPUT ({f['peer_streams']} streams, OpenVINO's default precision: "
@@ -389,10 +389,10 @@ def peer_note(f: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = image_bench_parser(__doc__, images=16)
-    parser.add_argument("--peer-checkpoint", help="rows 1h-1i on this pixelwise checkpoint (default: the smp U-Net)")
+    parser.add_argument("--peer-checkpoint", help="rows 1m-1n on this pixelwise checkpoint (default: the smp U-Net)")
     parser.add_argument("--peer-images", type=int, default=48,
-                        help="images for rows 1h-1i (pipelines fill and drain: a few images would time mostly that)")
-    parser.add_argument("--peer-only", action="store_true", help="only rows 1h-1i")
+                        help="images for rows 1m-1n (pipelines fill and drain: a few images would time mostly that)")
+    parser.add_argument("--peer-only", action="store_true", help="only rows 1m-1n")
     args = parse_image_bench_args(parser, argv)
     result = {"rows": [], "facts": {}, "notes": []} if args.peer_only else measure(args.data, args.images, args.repeats)
     peer = fair_peer(args.data, args.images if args.quick else args.peer_images, args.repeats, args.peer_checkpoint)

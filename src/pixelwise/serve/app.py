@@ -47,6 +47,16 @@ from pixelwise.serve.service import ModelService
 from pixelwise.serve.uploads import UploadError, decode_upload
 
 STATIC = Path(__file__).parent / "static"
+# Work on an image this small (bytes uploaded, pixels answered) runs on the event loop: it takes less time than
+# handing it to a worker thread and back, which on a small CPU also costs the model's threads their cores.
+SMALL_WORK = 1 << 18
+
+
+async def small_inline(function, size: int, *args):
+    """``function(*args)``, on the event loop when ``size`` <= SMALL_WORK, else in a worker thread."""
+    if size <= SMALL_WORK:
+        return function(*args)
+    return await run_in_threadpool(function, *args)
 log = logging.getLogger("pixelwise.serve")
 
 
@@ -188,13 +198,15 @@ def add_predict_route(app: FastAPI, service: ModelService) -> None:
         name = image.filename or "upload"
         with service.batcher.incoming():
             data = await image.read()
-            pixels = await run_in_threadpool(decode_upload, data, name, service.max_pixels)
+            pixels = await small_inline(decode_upload, len(data), data, name, service.max_pixels)
             future = service.submit(pixels, tile_size, probs=output in ("probs", "uncertainty"))
         decoded = time.perf_counter()
         prediction = await asyncio.wrap_future(future)
         timing = {"decode": (decoded - start) * 1e3, "queue": prediction.queue_ms, "model": prediction.model_ms,
                   "total": (time.perf_counter() - start) * 1e3}
-        body = await run_in_threadpool(render, output, pixels, prediction, service.info(), uncertainty, timing)
+        info = service.info()
+        values = pixels.shape[0] * pixels.shape[1] * (len(info["classes"]) if prediction.probs is not None else 1)
+        body = await small_inline(render, values, output, pixels, prediction, info, uncertainty, timing)
         stem = re.sub(r"[^\w.-]", "_", Path(name).stem, flags=re.ASCII) or "upload"  # a header takes ASCII only
         headers = {"Content-Disposition": f'inline; filename="{stem}_{output}{SUFFIXES.get(output, ".png")}"',
                    "Server-Timing": f"queue;dur={prediction.queue_ms:.1f}, model;dur={prediction.model_ms:.1f}",
