@@ -275,7 +275,9 @@ def bound_note(results: dict, clients: int, max_batch: int, cores: int) -> str:
     rest_ms = batched["server_cpu_ms"] - model_ms
     cap = cores * 1e3 / batched["server_cpu_ms"]
     return (f"What bounds row 6: the model alone is {results['alone_8'] / results['alone_1']:.2f}x faster per image "
-            f"in batches of {max_batch} than one at a time, the most batching can give. At {clients} clients the "
+            f"in batches of {max_batch} than one at a time, the most batching alone can give; the server's two model "
+            "threads (OpenVINO, onnxruntime) add the overlap of one batch's resizing and class ids with the next one's "
+            f"forward pass. At {clients} clients the "
             f"server spent {batched['server_cpu_ms']:.1f} ms of CPU per request: about {model_ms:.1f} ms for the "
             f"model (its threads keep all {cores} cores busy for {1e3 / results['alone_8']:.1f} ms per image) and "
             f"{rest_ms:.1f} ms for everything else (HTTP, the multipart form, PNG decoding and encoding, threads "
