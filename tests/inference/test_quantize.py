@@ -3,6 +3,7 @@ runs like any exported model, labels like fp32, and bad input is one clear error
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -17,7 +18,7 @@ from pixelwise.inference.export import export_checkpoint, read_model_meta
 from pixelwise.inference.predictor import Predictor
 from pixelwise.inference.quantize import CalibrationImages, calibration_files, quantize_model
 from pixelwise.inference.quantize_report import format_report, worst_class_drop
-from pixelwise.models.checkpoint import CheckpointMeta, save_checkpoint
+from pixelwise.models.checkpoint import CheckpointMeta, load_model, read_meta, save_checkpoint
 
 pytest.importorskip("nncf", reason="pip install 'pixelwise[int8]'")
 pytest.importorskip("onnxscript", reason="pip install 'pixelwise[onnx]'")
@@ -76,13 +77,34 @@ def test_predict_with_int8_model_agrees_with_fp32(checkpoint, int8_ir, tiny_data
     assert same == pytest.approx(int8_ir[1]["agreement"]["int8"], abs=0.02)  # the report measured the same
 
 
-def test_calibration_images_are_what_the_predictor_feeds_the_model(checkpoint, tiny_data):
+@pytest.mark.parametrize("predict_scale", [1.0, 1.5])
+def test_calibration_images_are_what_the_predictor_feeds_the_model(checkpoint, tiny_data, tmp_path, predict_scale):
     files = calibration_files(tiny_data, "train", 3)
-    predictor = Predictor(checkpoint, backend="torch", precision="fp32")
+    scaled = tmp_path / "scaled.safetensors"
+    save_checkpoint(scaled, load_model(checkpoint), dataclasses.replace(read_meta(checkpoint),
+                                                                        predict_scale=predict_scale))
+    predictor = Predictor(scaled, backend="torch", precision="fp32")
     seen = []
-    predictor.backend = lambda images: seen.append(images) or torch.zeros(1, CLASSES.num_classes, 48, 64)
+    predictor.backend = lambda images: seen.append(images) or torch.zeros(1, CLASSES.num_classes, *images.shape[2:])
     predictor.predict(files[1])
+    assert seen[0].shape[2:] == (round(48 * predict_scale), round(64 * predict_scale))
     np.testing.assert_allclose(CalibrationImages(files, predictor.meta)[1], seen[0].numpy(), atol=1e-6)
+
+
+def test_the_report_scores_models_fed_as_predict_feeds_them(checkpoint, tiny_data, tmp_path):
+    """A checkpoint predicted enlarged (predict_scale): fp32 and int8 are compared at that size, so the
+    report's fp32 mIoU is the one `pixelwise evaluate` gives the same model."""
+    from pixelwise.inference.score import evaluate_exported
+
+    scaled = tmp_path / "scaled.safetensors"
+    save_checkpoint(scaled, load_model(checkpoint), dataclasses.replace(read_meta(checkpoint), predict_scale=1.5))
+    path, report = quantize_model(scaled, tiny_data, samples=4, log=lambda line: None)
+    assert report["predict_scale"] == 1.5 and read_model_meta(path).predict_scale == 1.5
+    fp32_ir = export_checkpoint(scaled, tmp_path / "fp32.xml", "openvino")
+    evaluated = evaluate_exported(fp32_ir, tiny_data, backend="openvino", precision="fp32")
+    assert evaluated["predict_scale"] == 1.5
+    assert report["miou"]["fp32"] == pytest.approx(evaluated["miou"], abs=1e-6)
+    assert report["agreement"]["int8"] >= MIN_AGREEMENT
 
 
 def test_calibration_files_spread_over_a_dataset_split_or_a_folder(tiny_data):

@@ -2,7 +2,8 @@
 
 1. The fp32 model: a checkpoint is exported once (to the cache ``predict`` uses), an exported file is read.
 2. Calibration: up to ``samples`` images of a folder, or of a dataset's training split, spread evenly over
-   it and preprocessed exactly as the predictor does (the model's input size, its mean/std).
+   it and preprocessed exactly as the predictor does (the model's input size, its mean/std,
+   enlarged by its predict_scale).
 3. The quantizer of ``fmt`` (:mod:`pixelwise.inference.quantize_openvino`: NNCF, optionally accuracy-aware;
    :mod:`pixelwise.inference.quantize_onnx`: onnxruntime's QDQ) writes the int8 model.
 4. fp32 and int8 are scored on the val split in the same process on the same batches
@@ -44,6 +45,7 @@ from pixelwise.inference.quantize_openvino import OpenVinoQuantizer
 from pixelwise.inference.quantize_report import compare_models, cpu_speed_facts
 from pixelwise.inference.score import split_loader
 from pixelwise.models.checkpoint import CheckpointMeta, load_checkpoint
+from pixelwise.models.tta import enlarged, with_tta
 
 __all__ = ["OnnxQuantizer", "OpenVinoQuantizer", "calibration_files", "list_quantizers", "quantize_model"]
 
@@ -86,7 +88,8 @@ class CalibrationImages(Sequence):
     def __getitem__(self, index: int) -> np.ndarray:  # type: ignore[override]
         image = self.resize(image=read_image(self.files[index]))["image"]
         batch = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
-        return normalize(batch, self.meta.mean, self.meta.std).numpy()
+        # Enlarged as predict feeds the model (predict_scale): the activations' ranges are those of that size.
+        return enlarged(normalize(batch, self.meta.mean, self.meta.std), self.meta.predict_scale).numpy()
 
 
 def fp32_model(source: Path, export_format: str) -> tuple[Path, CheckpointMeta]:
@@ -115,7 +118,7 @@ def validation_set(val: Path, split: str, format: str, meta: CheckpointMeta) -> 
         raise DataError(f"{val}: dataset has {index.classes.num_classes} classes but the model predicts "
                         f"{meta.classes.num_classes}; pass --val with the model's dataset")
     loader = split_loader(index, index.split(split), meta.input_size, batch_size=1, workers=0)
-    return ValidationSet(loader, index.classes, meta.mean, meta.std)
+    return ValidationSet(loader, index.classes, meta.mean, meta.std, meta.predict_scale)
 
 
 def quantize_model(source: str | Path, calib: str | Path, out: str | Path | None = None, samples: int = 300,
@@ -156,13 +159,15 @@ def quantize_model(source: str | Path, calib: str | Path, out: str | Path | None
                 "int8": open_backend(staged, quantizer.backend, "cpu", precision)}
         if quantizer.backend == "openvino" and cpu_has_fast_bf16():  # what `predict` runs fp32 models in here
             runs["bf16"] = open_backend(fp32, quantizer.backend, "cpu", "bf16")
-        report = compare_models(runs, validation.batches, validation.classes, meta.mean, meta.std)
+        fed_as_predicted = {name: with_tta(run, False, [meta.predict_scale]) for name, run in runs.items()}
+        report = compare_models(fed_as_predicted, validation.batches, validation.classes, meta.mean, meta.std)
+        report["predict_scale"] = meta.predict_scale
         report.update(done, source=str(source), format=fmt, split=split, val=str(val or calib),
                       calibration={"data": str(calib), "images": len(files)},
                       int8_precision=runs["int8"].precision, **cpu_speed_facts())
         meta.extra["int8"] = report
         quantizer.write_meta(staged, meta.to_json())
-        del runs  # the compiled models map the staged files
+        del runs, fed_as_predicted  # the compiled models map the staged files
         _move_into_place(staging, staged, out)
     finally:
         remove_quietly(staging)

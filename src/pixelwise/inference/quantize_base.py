@@ -32,6 +32,7 @@ class ValidationSet:
     classes: ClassSpec
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    scale: float = 1.0  # the model's predict_scale: its normalised inputs are enlarged so, as predict feeds them
 
 
 class Quantizer(ABC):

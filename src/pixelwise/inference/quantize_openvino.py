@@ -29,6 +29,7 @@ from pixelwise.data.transforms import normalize
 from pixelwise.inference.openvino_core import openvino_core
 from pixelwise.inference.quantize_base import Quantizer, ValidationSet, register_quantizer
 from pixelwise.inference.score import batch_predictions
+from pixelwise.models.tta import enlarged, with_tta
 
 
 def import_nncf() -> Any:
@@ -40,12 +41,15 @@ def import_nncf() -> Any:
 
 
 def miou_points(compiled: Any, batches: Iterable[dict], classes: ClassSpec, mean: Sequence[float],
-                std: Sequence[float]) -> tuple[float, list[float]]:
-    """NNCF's validation function: the mIoU in points (0-100) of a compiled model over ``batches``, and
-    each batch's own mIoU (NNCF ranks the layers to revert by how much each image's score moves)."""
+                std: Sequence[float], scale: float = 1.0) -> tuple[float, list[float]]:
+    """NNCF's validation function: the mIoU in points (0-100) of a compiled model over ``batches`` (inputs
+    enlarged by ``scale``, the model's predict_scale), and each batch's own mIoU (NNCF ranks the layers to
+    revert by how much each image's score moves)."""
 
-    def logits(images: torch.Tensor) -> torch.Tensor:
+    def raw_logits(images: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(np.asarray(compiled(images.numpy())[0], dtype=np.float32))
+
+    logits = with_tta(raw_logits, False, [scale])
 
     total, per_item = ConfusionMatrix(classes.num_classes, classes.names), []
     for batch in batches:
@@ -89,10 +93,11 @@ class OpenVinoQuantizer(Quantizer):
             assert validation is not None, "the accuracy-aware mode needs a validation set"
 
             def validate(compiled: Any, items: Iterable[dict]) -> tuple[float, list[float]]:
-                return miou_points(compiled, items, validation.classes, validation.mean, validation.std)
+                return miou_points(compiled, items, validation.classes, validation.mean, validation.std,
+                                   validation.scale)
 
             def model_input(batch: dict) -> np.ndarray:
-                return normalize(batch["image"], validation.mean, validation.std).numpy()
+                return enlarged(normalize(batch["image"], validation.mean, validation.std), validation.scale).numpy()
 
             val = nncf.Dataset(validation.batches, model_input)
             quantized = nncf.quantize_with_accuracy_control(model, calib, val, validate, max_drop=max_drop,

@@ -39,10 +39,7 @@ def with_tta(model_fn: ModelFn, flip: bool = False, scales: Sequence[float] = (1
         size = tuple(x.shape[-2:])
         total, runs = None, 0
         for scale in scales:
-            scaled = x
-            if scale != 1.0:
-                target = [max(1, round(s * scale)) for s in size]
-                scaled = F.interpolate(x, size=target, mode="bilinear", align_corners=False)
+            scaled = enlarged(x, scale)
             variants = [(scaled, False), (scaled.flip(-1), True)] if flip else [(scaled, False)]
             for inputs, flipped in variants:
                 logits = model_fn(inputs).float()
@@ -55,6 +52,18 @@ def with_tta(model_fn: ModelFn, flip: bool = False, scales: Sequence[float] = (1
         return total / runs
 
     return averaged
+
+
+def enlarged(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Normalised ``(N, C, H, W)`` inputs resized by ``scale`` (bilinear), as TTA and ``predict_scale`` feed a model.
+
+    >>> enlarged(torch.zeros(1, 3, 4, 6), 1.5).shape
+    torch.Size([1, 3, 6, 9])
+    """
+    if scale == 1.0:
+        return x
+    target = [max(1, round(s * scale)) for s in x.shape[-2:]]
+    return F.interpolate(x, size=target, mode="bilinear", align_corners=False)
 
 
 def prediction_scales(predict_scale: float, tta_scales: Sequence[float] = (1.0,)) -> list[float]:
