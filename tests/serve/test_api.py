@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pixelwise.core.errors import ConfigError
 from pixelwise.data.io import read_image
 from pixelwise.data.rle import rle_decode
 from pixelwise.testing import run_main
@@ -157,6 +158,8 @@ def test_openvino_serves_on_two_threads_and_keeps_the_labels(served_checkpoint, 
     one = ModelService(reference, workers=1)
     assert one.batcher.workers == 1
     one.close()
+    with pytest.raises(ConfigError, match="--workers 2: the torch backend runs one call at a time"):
+        ModelService(Predictor(served_checkpoint, precision="fp32", backend="torch"), workers=2)
 
 
 def test_predict_json_names_the_file_in_errors(client):

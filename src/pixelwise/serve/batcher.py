@@ -4,9 +4,8 @@ Every request becomes a :class:`Job` in a bounded queue; a worker thread takes t
 up to ``max_batch - 1`` later jobs of the same ``key`` (jobs of one key can be stacked into one batch: same
 resized size, same outputs) and runs them at once. There is one worker unless :meth:`Batcher.add_workers`
 adds more, for a run function that may be called from several threads at once: then one batch's resizing and
-class ids run while another's forward pass does. A full queue
-refuses a job at once (:class:`QueueFull`, which the server answers with 429), so a burst cannot grow memory
-or latency without bound.
+class ids run while another's forward pass does. A full queue refuses a job at once (:class:`QueueFull`, which
+the server answers with 429), so a burst cannot grow memory or latency without bound.
 
 The worker waits for more jobs (at most ``max_wait`` seconds) only while requests it was told about are
 still on their way (:meth:`Batcher.incoming`: being read and decoded): a lone client never waits for

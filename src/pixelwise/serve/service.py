@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pixelwise.core.errors import ConfigError
 from pixelwise.core.version import __version__
 from pixelwise.inference.predictor import Predictor
 from pixelwise.serve.batcher import Batcher, Job
@@ -77,7 +78,12 @@ class ModelService:
             self.predictor.predict_batch([np.zeros((height, width, 3), np.uint8)])
 
         self.batcher = Batcher(self._run, self.max_batch, max_wait, queue, setup=load)
-        self.batcher.add_workers((workers or self.default_workers()) - 1)
+        workers = workers or self.default_workers()
+        if workers > 1 and not self.predictor.backend.concurrent_calls:
+            self.batcher.close()
+            raise ConfigError(f"--workers {workers}: the {self.predictor.backend.name} backend runs one call at a "
+                              "time; use --workers 1, or --backend openvino or onnxruntime")
+        self.batcher.add_workers(workers - 1)
 
     def default_workers(self) -> int:
         """Threads running batches: 2 where the runtime takes calls from several threads (OpenVINO, onnxruntime),
