@@ -47,6 +47,9 @@ LEVERS: dict[str, tuple[str, dict | list[dict]]] = {
     # augmentation showed it (1.5) the enlarged frame scored less (README), so both go up together here.
     "zoom2": ("zoom augmentation up to 2x (not 1.5x) and frames predicted enlarged 2x (not 1.5x)",
               {"augment": {"scale": [0.75, 2.0]}, "predict_scale": 2.0}),
+    # A timm encoder's shallowest feature is at stride 2, where a pole 1-2 pixels wide is already blurred away.
+    "full-res-skip": ("a full-resolution skip (two 3x3 convs, 16 channels, on the input) into the decoder's last block",
+                      {"model_kwargs": {"full_res_skip": 16}}),
     # OHEM replaces class balancing (as in PSPNet/BiSeNet training code): on top of median-frequency weights it
     # kept mostly the up-weighted rare-class pixels, the model painted rare classes everywhere, and at epoch 29
     # of 55 it stood at 34.2% val mIoU (pixel accuracy 51%) against the baseline's 58.9%, so it was stopped.

@@ -169,3 +169,34 @@ def test_input_noise_only_in_training(name):
         assert torch.equal(clean(x), clean(x))  # std 0 adds nothing, not even zero-valued noise draws
 
 # ONNX export of every registered model (these two included) is tested in test_export.py.
+
+
+def test_full_res_skip_feeds_the_last_decoder_block_the_input_at_full_resolution(tmp_path):
+    from pixelwise.data.synthetic import CLASSES
+    from pixelwise.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    model = pixelwise.create_model("unet", num_classes=6, encoder="resnet18", full_res_skip=8).eval()
+    plain = pixelwise.create_model("unet", num_classes=6, encoder="resnet18").eval()
+    assert model.decoder.blocks[-1].conv[0].in_channels == plain.decoder.blocks[-1].conv[0].in_channels + 8
+    seen = {}
+    model.decoder.blocks[-1].register_forward_hook(lambda block, args, out: seen.update(skip=args[1]))
+    x = torch.randn(1, 3, 61, 90)  # padded to 64x96 inside
+    with torch.no_grad():
+        before = model(x)
+        assert before.shape == (1, 6, 61, 90)
+        assert seen["skip"].shape == (1, 8, 64, 96)  # the stem's feature, at the padded input's full size
+        model.full_res[1][0].weight.mul_(-1)  # the skip's weights change the logits: the block really uses it
+        assert not torch.allclose(model(x), before)
+    save_checkpoint(tmp_path / "m.safetensors", model, CheckpointMeta.for_model(model, CLASSES))
+    loaded, meta = load_checkpoint(tmp_path / "m.safetensors")
+    assert meta.model_kwargs["full_res_skip"] == 8
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
+def test_full_res_skip_is_refused_where_it_cannot_apply():
+    with pytest.raises(ConfigError, match="classic U-Net already has"):
+        pixelwise.create_model("unet", num_classes=3, base_filters=4, depth=2, full_res_skip=8)
+    with pytest.raises(ConfigError, match="number of channels"):
+        pixelwise.create_model("unet", num_classes=3, encoder="resnet18", full_res_skip=-1)

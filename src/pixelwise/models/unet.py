@@ -9,6 +9,9 @@ see :func:`pixelwise.models.blocks.make_upsampler`.
 The defaults (``f = 16``, 5 blocks, 7.8M parameters) are the tutorials' CPU-sized version; the paper's
 network is ``base_filters=64, depth=4`` (31M parameters).
 With ``encoder="resnet34"`` (any timm model) the encoder is that backbone's feature pyramid.
+``full_res_skip=16`` (timm encoders only) gives the last decoder block a skip of that many channels computed
+from the input by two 3x3 convs: a timm backbone's shallowest feature is at stride 2, where a pole one or two
+pixels wide is already blurred away, so without it the decoder paints full resolution from half.
 ``input_noise=0.1`` adds Gaussian noise of that standard deviation to the (normalised) input while
 training, as a Keras ``GaussianNoise`` input layer does; evaluation and export never see it.
 
@@ -19,6 +22,8 @@ cropped back, so ``forward`` returns ``(N, num_classes, H, W)`` for every ``H, W
 >>> model = UNet(num_classes=3, base_filters=4).eval()
 >>> model(torch.zeros(1, 3, 67, 93)).shape
 torch.Size([1, 3, 67, 93])
+>>> UNet(num_classes=3, encoder="resnet18", full_res_skip=8)(torch.zeros(1, 3, 64, 64)).shape
+torch.Size([1, 3, 64, 64])
 >>> UNet(num_classes=3, base_filters=4, depth=2, upsample="pixelshuffle", blur=True).decoder.blocks[0].up.shuffle
 PixelShuffle(upscale_factor=2)
 """
@@ -29,7 +34,8 @@ import torch
 import torch.nn as nn
 
 from pixelwise.models.base import SegmentationModel
-from pixelwise.models.blocks import DoubleConv, GaussianNoise, UNetDecoder
+from pixelwise.core.errors import ConfigError
+from pixelwise.models.blocks import ConvBNReLU, DoubleConv, GaussianNoise, UNetDecoder
 from pixelwise.models.encoders import TimmEncoder
 from pixelwise.models.registry import register_model
 
@@ -75,7 +81,8 @@ class UNet(SegmentationModel):
     def __init__(self, num_classes: int = 2, in_channels: int = 3, base_filters: int = 16, depth: int = 5,
                  batch_norm: bool = True, activation: str = "relu", dropout: bool = True, encoder: str | None = None,
                  encoder_weights: str | None = None, decoder_channels: list[int] | None = None,
-                 upsample: str = "transpose", blur: bool = False, input_noise: float = 0.0) -> None:
+                 upsample: str = "transpose", blur: bool = False, input_noise: float = 0.0,
+                 full_res_skip: int = 0) -> None:
         super().__init__()
         self.num_classes = num_classes
         # No parameters or buffers: checkpoints and seeded initial weights are the same with or without it.
@@ -93,9 +100,27 @@ class UNet(SegmentationModel):
             decoder_channels = decoder_channels or [256, 128, 64, 32, 16][:depth]
             bottom = self.encoder.channels[-1]
             self.multiple = self.encoder.reductions[-1]
+        self.full_res = self.full_res_stem(encoder, in_channels, full_res_skip)
+        if self.full_res is not None:
+            if self.encoder.reductions[0] != 2:
+                raise ConfigError(f"full_res_skip needs an encoder whose first feature is at stride 2; {encoder}'s is "
+                                  f"at {self.encoder.reductions[0]}: remove full_res_skip")
+            skips[-1] = full_res_skip
         self.decoder = self.decoder_class(bottom, skips, list(decoder_channels), batch_norm, activation,
                                           upsample, blur)
         self.head = nn.Conv2d(decoder_channels[-1], num_classes, kernel_size=1)
+
+    @staticmethod
+    def full_res_stem(encoder: str | None, in_channels: int, channels: int) -> nn.Module | None:
+        """Two 3x3 convs on the input, the skip of the last decoder block (``full_res_skip``); None when 0."""
+        if channels < 0:
+            raise ConfigError(f"full_res_skip is a number of channels (0 for none), got {channels}")
+        if not channels:
+            return None
+        if encoder is None:
+            raise ConfigError("full_res_skip is for a timm encoder: the classic U-Net already has a "
+                              "full-resolution skip; remove it")
+        return nn.Sequential(ConvBNReLU(in_channels, channels), ConvBNReLU(channels, channels))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
         """Bottom feature and the skips from deep to shallow."""
@@ -103,7 +128,8 @@ class UNet(SegmentationModel):
             skips, bottom = self.encoder(x)
             return bottom, skips[::-1]
         features = self.encoder(x)
-        return features[-1], [*features[-2::-1], None]
+        full_res = self.full_res(x) if self.full_res is not None else None
+        return features[-1], [*features[-2::-1], full_res]
 
     def transform_input(self, x: torch.Tensor) -> torch.Tensor:
         # Noise before padding, so the padding stays the exact zero (mean colour) the model also sees in eval.
