@@ -33,8 +33,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from pixelwise.models.base import SegmentationModel
 from pixelwise.core.errors import ConfigError
+from pixelwise.models.base import SegmentationModel
 from pixelwise.models.blocks import ConvBNReLU, DoubleConv, GaussianNoise, UNetDecoder
 from pixelwise.models.encoders import TimmEncoder
 from pixelwise.models.registry import register_model
