@@ -186,7 +186,7 @@ def test_full_res_skip_feeds_the_last_decoder_block_the_input_at_full_resolution
         before = model(x)
         assert before.shape == (1, 6, 61, 90)
         assert seen["skip"].shape == (1, 8, 64, 96)  # the stem's feature, at the padded input's full size
-        model.full_res[1][0].weight.mul_(-1)  # the skip's weights change the logits: the block really uses it
+        model.full_res[3].weight.mul_(-1)  # the skip's weights change the logits: the block really uses it
         assert not torch.allclose(model(x), before)
     save_checkpoint(tmp_path / "m.safetensors", model, CheckpointMeta.for_model(model, CLASSES))
     loaded, meta = load_checkpoint(tmp_path / "m.safetensors")

@@ -35,7 +35,7 @@ import torch.nn as nn
 
 from pixelwise.core.errors import ConfigError
 from pixelwise.models.base import SegmentationModel
-from pixelwise.models.blocks import ConvBNReLU, DoubleConv, GaussianNoise, UNetDecoder
+from pixelwise.models.blocks import DoubleConv, GaussianNoise, UNetDecoder
 from pixelwise.models.encoders import TimmEncoder
 from pixelwise.models.registry import register_model
 
@@ -100,7 +100,7 @@ class UNet(SegmentationModel):
             decoder_channels = decoder_channels or [256, 128, 64, 32, 16][:depth]
             bottom = self.encoder.channels[-1]
             self.multiple = self.encoder.reductions[-1]
-        self.full_res = self.full_res_stem(encoder, in_channels, full_res_skip)
+        self.full_res = self.full_res_stem(encoder, in_channels, full_res_skip, batch_norm, activation)
         if self.full_res is not None:
             if self.encoder.reductions[0] != 2:
                 raise ConfigError(f"full_res_skip needs an encoder whose first feature is at stride 2; {encoder}'s is "
@@ -111,7 +111,8 @@ class UNet(SegmentationModel):
         self.head = nn.Conv2d(decoder_channels[-1], num_classes, kernel_size=1)
 
     @staticmethod
-    def full_res_stem(encoder: str | None, in_channels: int, channels: int) -> nn.Module | None:
+    def full_res_stem(encoder: str | None, in_channels: int, channels: int, batch_norm: bool,
+                      activation: str) -> nn.Module | None:
         """Two 3x3 convs on the input, the skip of the last decoder block (``full_res_skip``); None when 0."""
         if channels < 0:
             raise ConfigError(f"full_res_skip is a number of channels (0 for none), got {channels}")
@@ -120,7 +121,7 @@ class UNet(SegmentationModel):
         if encoder is None:
             raise ConfigError("full_res_skip is for a timm encoder: the classic U-Net already has a "
                               "full-resolution skip; remove it")
-        return nn.Sequential(ConvBNReLU(in_channels, channels), ConvBNReLU(channels, channels))
+        return DoubleConv(in_channels, channels, batch_norm, activation)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
         """Bottom feature and the skips from deep to shallow."""
