@@ -3,8 +3,8 @@
 The model is compiled for the way it is used, on first use: single calls (``backend(images)``: a tile,
 a served request) get OpenVINO's ``LATENCY`` hint, one stream running each call on every core;
 :meth:`OpenVinoBackend.run_batches` (a folder of images) gets the ``THROUGHPUT`` hint, several streams
-of fewer threads each, fed by asynchronous infer requests so the next batch runs while Python turns
-this one's logits into labels. On the development 2-core CPU, shared with other jobs, two streams of one
+of fewer threads each, fed one image per asynchronous infer request so the next images run while Python
+turns this batch's logits into labels. On the development 2-core CPU, shared with other jobs, two streams of one
 thread each (THROUGHPUT) ran the CamVid U-Net 2.0x faster than one stream of two (LATENCY): a preempted
 thread stalls only its own stream, not a barrier of all. Both gave the same logits, bit for bit.
 Single calls may come from several threads at once (a server's workers): each thread gets its own infer
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,24 +84,44 @@ class OpenVinoBackend(Backend):
         return torch.from_numpy(np.array(logits, dtype=np.float32, copy=True))
 
     def run_batches(self, batches: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
-        """Logits for each batch, in order, with every stream kept busy: one infer request per stream plus
-        one, started asynchronously, so while the caller works on one result the others run or wait queued.
+        """Logits for each batch, in order, with every stream kept busy.
 
-        Requests are reused round-robin, which keeps the results in order: the request a new batch needs
-        is always the one that started longest ago, and its result is handed over first.
+        Each image goes to OpenVINO as its own asynchronous request (one request per stream plus one), and
+        the batch is put back together from them. One image per request rather than one batch: a batch
+        runs on one stream while the other streams wait for the next, and at the end of a job the last
+        batch runs on one stream alone. Measured on a 2-core CPU (CamVid U-Net IR, THROUGHPUT hint):
+        38.8 img/s with requests of 4 images, 42.7 img/s with requests of one.
+        """
+        sizes: deque[int] = deque()  # images in each batch begun whose logits are not all handed over yet
+
+        def images() -> Iterator[torch.Tensor]:
+            for batch in batches:
+                sizes.append(len(batch))
+                yield from batch.split(1)
+
+        return _whole_batches(self._run_images(images()), sizes)
+
+    def _run_images(self, images: Iterator[torch.Tensor]) -> Generator[torch.Tensor, None, None]:
+        """The logits of each ``(1, C, H, W)`` image, in order, from asynchronous infer requests.
+
+        The request a new image needs is always the one that started longest ago, whose result is handed
+        over first, which keeps the results in order.
         """
         compiled = self.compiled_for("THROUGHPUT")
-        requests = [compiled.create_infer_request()
-                    for _ in range(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS") + 1)]
+        count = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS") + 1
+        idle = deque(compiled.create_infer_request() for _ in range(count))
         in_flight: deque[tuple[Any, np.ndarray]] = deque()  # (request, its input), oldest first
         try:
-            for k, images in enumerate(batches):
-                if len(in_flight) == len(requests):
-                    yield _result(*in_flight.popleft())
-                array = np.ascontiguousarray(images.float().cpu().numpy())
+            for image in images:
+                if not idle:
+                    request, array = in_flight.popleft()
+                    yield _result(request, array)
+                    idle.append(request)
+                array = np.ascontiguousarray(image.float().cpu().numpy())
+                request = idle.popleft()
                 # share_inputs: no copy; `array` stays referenced in `in_flight` until its request is waited.
-                requests[k % len(requests)].start_async({0: array}, share_inputs=True)
-                in_flight.append((requests[k % len(requests)], array))
+                request.start_async({0: array}, share_inputs=True)
+                in_flight.append((request, array))
             while in_flight:
                 yield _result(*in_flight.popleft())
         finally:
@@ -109,7 +129,26 @@ class OpenVinoBackend(Backend):
                 request.wait()
 
 
+def _whole_batches(image_logits: Generator[torch.Tensor, None, None], sizes: deque[int]) -> Iterator[torch.Tensor]:
+    """``image_logits`` (one image each) concatenated back into batches of ``sizes``, taken from its left.
+
+    >>> ones = (torch.ones(1, 2) for _ in range(3))
+    >>> [tuple(batch.shape) for batch in _whole_batches(ones, deque([2, 1]))]
+    [(2, 2), (1, 2)]
+    """
+    done: list[torch.Tensor] = []
+    try:
+        for logits in image_logits:
+            done.append(logits)
+            if len(done) == sizes[0]:
+                sizes.popleft()
+                yield torch.cat(done)
+                done = []
+    finally:  # the caller stopped early: the requests still running are waited for now, not at garbage collection
+        image_logits.close()
+
+
 def _result(request: Any, array: np.ndarray) -> torch.Tensor:
-    """The finished ``request``'s logits, copied out of it (the request is reused for a later batch)."""
+    """The finished ``request``'s logits, copied out of it (the request is reused for a later image)."""
     request.wait()
     return torch.from_numpy(np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True))
