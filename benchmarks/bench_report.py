@@ -99,17 +99,42 @@ def update_report(text: str, rows: list[dict], notes: list[str], info: dict, com
     start = table[0] if table else lines.index("## Results") + 2
     end = table[-1] + 1 if table else start
     lines[start - 2:end] = header + merged
-    prefixes = tuple(f"- {word} {i}" for word in ("Row", "Rows", "What bounds row") for i in new)
-    lines = [line for line in lines if not line.startswith(prefixes)
-             and not line.startswith(f"- Measured separately: rows {', '.join(new)}")]
+    lines = _without_stale_notes(lines, list(new), notes)
     at = lines.index("## Reproduce") - 1
     others = info.get("others_cpu_share")
     share = f", other jobs {others:.0%} of the CPU time meanwhile" if others is not None else ""
-    stamp = (f"- Measured separately: rows {', '.join(new)} by `{command}` on {info['date']} ({info['cpu']}, "
+    stamp = (f"{STAMP}{', '.join(new)} by `{command}` on {info['date']} ({info['cpu']}, "
              f"{info['cores']} cores, load average {load(info.get('load_start'))} at the start, "
              f"{load(info.get('load_end'))} at the end{share}); the other rows are those of the run described above.")
     lines[at:at] = [f"- {n}" for n in notes] + [stamp]
     return "\n".join(lines) + "\n", [_parse_row(line) for line in merged]
+
+
+STAMP = "- Measured separately: rows "
+
+
+def _without_stale_notes(lines: list[str], ids: list[str], notes: list[str]) -> list[str]:
+    """``lines`` without the notes the new measurement of rows ``ids`` replaces: those naming the rows ("Row 1a",
+    "Rows 1a-1g", "What bounds row 1"), those a new note regenerates (the same opening words: a profile, a
+    spread) and, in "Measured separately" stamps, the rows measured again (a stamp left with none goes).
+
+    >>> old = ["- Rows 1a-1g: old", "- Spread over the repeats (img/s): 1", "- Row 2: kept",
+    ...        STAMP + "1a, 1m by `x` on d", STAMP + "1a by `y` on d"]
+    >>> _without_stale_notes(old, ["1a"], ["Spread over the repeats (img/s): 2"])
+    ['- Row 2: kept', '- Measured separately: rows 1m by `x` on d']
+    """
+    prefixes = tuple(f"- {word} {i}" for word in ("Row", "Rows", "What bounds row") for i in ids)
+    openings = tuple(f"- {note[:30]}" for note in notes)
+    kept = []
+    for line in lines:
+        if line.startswith(STAMP):
+            listed, rest = line[len(STAMP):].split(" by ", 1)
+            left = [i for i in listed.split(", ") if i not in ids]
+            if left:
+                kept.append(f"{STAMP}{', '.join(left)} by {rest}")
+        elif not line.startswith(prefixes + openings):
+            kept.append(line)
+    return kept
 
 
 def _row_order(identifier: str) -> tuple[int, str]:
