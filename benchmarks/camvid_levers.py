@@ -31,6 +31,8 @@ import yaml
 from pixelwise.core.machine import machine_facts
 
 BASE = "configs/camvid.yaml"
+LOW_RES_THEN_NATIVE = [{"epochs": 63, "time_budget": None},
+                       {"img_size": "360x480", "epochs": 9, "time_budget": None, "lr_scale": 0.5, "predict_scale": 1.0}]
 # name -> (what changes, recipe keys overridden). "augment" overrides are merged into the base's augment. A list
 # of overrides is a run in stages, each starting from the previous stage's best weights (init_from).
 LEVERS: dict[str, tuple[str, dict | list[dict]]] = {
@@ -63,15 +65,11 @@ LEVERS: dict[str, tuple[str, dict | list[dict]]] = {
     # Epochs, not minutes, so the comparison with the one-stage levers holds on any host.
     "low-res-then-native": ("63 epochs at 240x320, then 9 on whole native 360x480 frames (lr / 2), predicted at "
                             "360x480",
-                            [{"epochs": 63, "time_budget": None},
-                             {"img_size": "360x480", "epochs": 9, "time_budget": None, "lr_scale": 0.5,
-                              "predict_scale": 1.0}]),
+                            LOW_RES_THEN_NATIVE),
     # The same in batches of 4 for the native stage: a batch of 8 native frames misses the caches (the step ran
     # 4.3 images/s against 6.4 in batches of 4 on a 2-core EPYC), which made that stage 26 minutes, not 12.
     "low-res-then-native-b4": ("low-res-then-native with the native stage in batches of 4 (not 8)",
-                               [{"epochs": 63, "time_budget": None},
-                                {"img_size": "360x480", "epochs": 9, "time_budget": None, "lr_scale": 0.5,
-                                 "predict_scale": 1.0, "batch_size": 4}]),
+                               [LOW_RES_THEN_NATIVE[0], {**LOW_RES_THEN_NATIVE[1], "batch_size": 4}]),
 }
 
 
