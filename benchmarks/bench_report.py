@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+STAMP = "- Measured separately: rows "  # opens the note that says when and where rows were measured again
+
 
 def ratio_text(r: dict) -> str:
     if r.get("skipped"):
@@ -108,9 +110,6 @@ def update_report(text: str, rows: list[dict], notes: list[str], info: dict, com
              f"{load(info.get('load_end'))} at the end{share}); the other rows are those of the run described above.")
     lines[at:at] = [f"- {n}" for n in notes] + [stamp]
     return "\n".join(lines) + "\n", [_parse_row(line) for line in merged]
-
-
-STAMP = "- Measured separately: rows "
 
 
 def _without_stale_notes(lines: list[str], ids: list[str], notes: list[str]) -> list[str]:

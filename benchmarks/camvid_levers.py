@@ -31,6 +31,10 @@ import yaml
 from pixelwise.core.machine import machine_facts
 
 BASE = "configs/camvid.yaml"
+# The recipe's first 3/4 (63 of Lovasz's 84 epochs) at 240x320, where an epoch is cheap and shows whole
+# streets, then the last 1/4 of its time at the native 360x480, 2.25x the pixels per frame (9 epochs), where
+# a pole is 2-3 pixels wide instead of 1-2; predicted at the size it was fine-tuned at (predict_scale 1).
+# Epochs, not minutes, so the comparison with the one-stage levers holds on any host.
 LOW_RES_THEN_NATIVE = [{"epochs": 63, "time_budget": None},
                        {"img_size": "360x480", "epochs": 9, "time_budget": None, "lr_scale": 0.5, "predict_scale": 1.0}]
 # name -> (what changes, recipe keys overridden). "augment" overrides are merged into the base's augment. A list
@@ -59,10 +63,6 @@ LEVERS: dict[str, tuple[str, dict | list[dict]]] = {
              {"loss": "ohem", "class_weights": None}),
     "rare-crops": ("half the crops centred on a rare class", {"augment": {"rare_class_crops": 0.5}}),
     "ema": ("validate and keep an EMA of the weights (decay 0.999)", {"ema": 0.999}),
-    # The recipe's first 3/4 (63 of Lovasz's 84 epochs) at 240x320, where an epoch is cheap and shows whole
-    # streets, then the last 1/4 of its time at the native 360x480, 2.25x the pixels per frame (9 epochs), where
-    # a pole is 2-3 pixels wide instead of 1-2; predicted at the size it was fine-tuned at (predict_scale 1).
-    # Epochs, not minutes, so the comparison with the one-stage levers holds on any host.
     "low-res-then-native": ("63 epochs at 240x320, then 9 on whole native 360x480 frames (lr / 2), predicted at "
                             "360x480",
                             LOW_RES_THEN_NATIVE),
