@@ -17,7 +17,8 @@ from pixelwise.training import folds as folds_module
 from pixelwise.training import trainer as trainer_module
 from pixelwise.training.config import TrainConfig, load_config
 from pixelwise.training.data_setup import chosen_splits, fold_split
-from pixelwise.training.folds import fold_config, fold_progress, train_folds, training_done
+from pixelwise.training.folds import fold_config, train_folds
+from pixelwise.training.run_dir import run_progress, training_done
 from pixelwise.training.state import TrainState
 
 FAST = ["--img-size", "32x48", "--batch-size", "4", "--workers", "0", "--no-progress", "--precision", "fp32",
@@ -104,7 +105,7 @@ def test_resume_skips_finished_folds_and_continues_the_interrupted_one(tiny_data
     assert stopped.stop_reason == "interrupted" and stopped.metrics is None
     run = tmp_path / "cv"
     folds = [fold_config(config, run, k) for k in (0, 1)]
-    assert [fold_progress(f) for f in folds] == ["finished", "unfinished"]
+    assert [run_progress(f) for f in folds] == ["finished", "unfinished"]
     assert not (run / "cv_metrics.json").exists()
     fold_0 = (run / "fold_0" / "best.safetensors").read_bytes()
     monkeypatch.setattr(trainer_module, "normalize", original)
@@ -115,7 +116,7 @@ def test_resume_skips_finished_folds_and_continues_the_interrupted_one(tiny_data
     done = train_folds(config, resume=True)
     assert done.stop_reason == "folds done" and calls["n"] == 2  # fold 0 was not trained again...
     assert (run / "fold_0" / "best.safetensors").read_bytes() == fold_0
-    assert [fold_progress(f) for f in folds] == ["finished", "finished"]  # ...fold 1 was finished
+    assert [run_progress(f) for f in folds] == ["finished", "finished"]  # ...fold 1 was finished
     assert json.loads((run / "cv_metrics.json").read_text())["folds"] == 2
 
 

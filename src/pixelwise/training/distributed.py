@@ -11,6 +11,7 @@ True
 
 from __future__ import annotations
 
+import os
 import time
 
 import torch
@@ -18,8 +19,22 @@ import torch.nn as nn
 from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedDataParallelKwargs, broadcast
+from tqdm.auto import tqdm
 
 from pixelwise.core.device import sum_across_processes
+
+
+def is_main_process() -> bool:
+    """Whether this process writes and prints. Read from the launcher's environment (torchrun and
+    ``accelerate launch`` set RANK): between the runs of a cross-validation or a staged run no trainer,
+    hence no Accelerator, exists to ask."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def log(message: str) -> None:
+    """Print ``message`` in the first process only, as the trainer logs: between progress bars, not through them."""
+    if is_main_process():
+        tqdm.write(message)
 
 
 def make_accelerator(cpu: bool, mixed_precision: str, handlers: list) -> Accelerator:

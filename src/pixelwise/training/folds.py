@@ -31,27 +31,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from pixelwise.core.errors import CheckpointError, ConfigError
-from pixelwise.core.files import recover_folder, remove_quietly, write_json
+from pixelwise.core.files import write_json
 from pixelwise.core.metrics import ConfusionMatrix, format_table
 from pixelwise.core.yamlfile import read_yaml
 from pixelwise.data.formats import DatasetIndex, open_dataset
 from pixelwise.models.checkpoint import load_checkpoint
 from pixelwise.training import outputs
-from pixelwise.training.config import TrainConfig, parse_duration
+from pixelwise.training.config import TrainConfig, parse_duration, seconds_text
 from pixelwise.training.data_setup import chosen_splits, fold_split
+from pixelwise.training.distributed import is_main_process, log
 from pixelwise.training.evaluate import evaluate_checkpoint, score_samples
 from pixelwise.training.plan import Plan
 from pixelwise.training.plan_dataset import DEFAULT_BUDGET, planned_config
-from pixelwise.training.run_dir import new_run_dir
-from pixelwise.training.state import TrainState, has_state, read_state
+from pixelwise.training.run_dir import clear_unstarted, new_run_dir, run_progress
+from pixelwise.training.stages import train_in_stages
 from pixelwise.training.trainer import TrainResult, train
 
 CV_METRICS = "cv_metrics.json"
-# What a fold's folder holds before the fold saved its first step: a fold stopped then starts afresh.
-RECIPE_FILES = {"config.yaml", outputs.INFERRED_CLASSES, "plan.yaml"}
 
 
 @dataclass
@@ -65,17 +62,6 @@ class FoldsResult:
     is_main: bool = True  # False in the other processes of a DDP job: they print nothing
 
 
-def is_main_process() -> bool:
-    """Whether this process writes and prints. Read from the launcher's environment (torchrun and
-    ``accelerate launch`` set RANK): between the folds no trainer, hence no Accelerator, exists to ask."""
-    return os.environ.get("RANK", "0") == "0"
-
-
-def log(message: str) -> None:
-    if is_main_process():
-        tqdm.write(message)  # as the trainer logs: between progress bars, not through them
-
-
 def fold_dir(run_dir: Path, fold: int) -> Path:
     return run_dir / f"fold_{fold}"
 
@@ -86,8 +72,7 @@ def share_of_budget(time_budget: str, folds: int) -> str:
     >>> share_of_budget("1h", 5), share_of_budget("100s", 3)
     ('720s', '33.33s')
     """
-    seconds = (parse_duration(time_budget) or 0.0) / folds
-    return f"{seconds:.2f}".rstrip("0").rstrip(".") + "s"
+    return seconds_text((parse_duration(time_budget) or 0.0) / folds)
 
 
 def fold_count(config: TrainConfig) -> int:
@@ -107,9 +92,12 @@ def fold_config(config: TrainConfig, run_dir: Path, fold: int) -> TrainConfig:
 
 def train_or_cross_validate(config: TrainConfig, resume: bool = False, plan: list[dict[str, Any]] | None = None
                             ) -> TrainResult | FoldsResult:
-    """:func:`train_folds` for a recipe with ``folds`` (and no ``fold``), else one training run."""
+    """:func:`train_folds` for a recipe with ``folds`` (and no ``fold``), :func:`~pixelwise.training.stages.
+    train_in_stages` for one with ``final_stage``, else one training run."""
     if config.folds is not None and config.fold is None:
         return train_folds(config, resume, plan)
+    if config.final_stage is not None:
+        return train_in_stages(config, resume, plan)
     return train(config, resume, plan)
 
 
@@ -141,7 +129,7 @@ def train_folds(config: TrainConfig, resume: bool = False, plan: list[dict[str, 
 def train_fold(fold: TrainConfig, plan: list[dict[str, Any]] | None = None) -> TrainResult | None:
     """Train one fold, or continue it; None when it had finished already."""
     folder, name = Path(str(fold.out)), f"fold {fold.fold} of {fold.folds}"
-    progress = fold_progress(fold)
+    progress = run_progress(fold)
     if progress == "finished":
         log(f"{name}: finished earlier, kept ({folder})")
         return None
@@ -191,44 +179,6 @@ def check_same_folds(run_dir: Path, config: TrainConfig) -> None:
         if saved.get(key) != getattr(config, key):
             raise ConfigError(f"{run_dir}: its cross-validation has {key} {saved.get(key)}, not "
                               f"{getattr(config, key)}; resume it without changing {key}")
-
-
-def fold_progress(fold: TrainConfig) -> str:
-    """Where a fold stands: ``"new"`` (no step saved yet), ``"unfinished"`` (``--resume`` continues it) or
-    ``"finished"`` (it has its best checkpoint, and its saved state has nothing left to train)."""
-    folder = Path(str(fold.out))
-    if not has_state(folder / "last"):
-        return "new"
-    done = (folder / outputs.BEST_CHECKPOINT).is_file() and training_done(read_state(folder / "last"), fold)
-    return "finished" if done else "unfinished"
-
-
-def training_done(state: TrainState, config: TrainConfig) -> bool:
-    """Whether a run whose saved state is ``state`` stopped for good, by the trainer's own stop rules.
-
-    The state does not record why a run stopped; a state saved mid-epoch is an interruption, and one saved
-    at the end of an epoch is final when the epochs, the time budget or the patience had run out.
-    """
-    if state.step_in_epoch:
-        return False
-    budget = config.time_budget_seconds
-    return ((config.epochs is not None and state.epoch >= config.epochs)
-            or (budget is not None and state.elapsed >= budget)
-            or (config.patience is not None and state.stale >= config.patience))
-
-
-def clear_unstarted(folder: Path) -> None:
-    """Remove the recipe files a fold wrote before it saved a step, so that it can start again; anything
-    else in the folder is not the trainer's to delete, and is refused."""
-    if not folder.is_dir():
-        return
-    recover_folder(folder / "last")  # a save killed before it finished leaves a hidden partial folder: not a run
-    names = {p.name for p in folder.iterdir()}
-    if names - RECIPE_FILES:
-        raise ConfigError(f"{folder}: holds {', '.join(sorted(names - RECIPE_FILES))} but no training state "
-                          "to resume; move it away to train this fold again")
-    for name in names:
-        remove_quietly(folder / name)
 
 
 def score_folds(config: TrainConfig, run_dir: Path) -> dict[str, Any]:

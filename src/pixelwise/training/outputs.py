@@ -11,6 +11,7 @@ A run folder holds everything a run wrote::
     RUN_DIR/curves.png          loss and val mIoU per epoch
     RUN_DIR/predictions.png     image | truth | prediction for a few validation images
     RUN_DIR/report.html         all of the above on one page, with the best and worst validation images
+    RUN_DIR/stage_1/            a staged run's first stage (a run folder itself); RUN_DIR holds the final one
 
 Only rank 0 calls these writers; a crash or Ctrl-C at any moment leaves every file whole (the old
 version or the new one). ``curves.png`` and ``predictions.png`` are drawn with matplotlib, which
@@ -48,6 +49,7 @@ from pixelwise.training.config import TrainConfig
 BEST_CHECKPOINT = "best.safetensors"
 BEST_METRICS = "best_metrics.json"
 INFERRED_CLASSES = "classes.yaml"
+STAGE_1 = "stage_1"  # a staged run's first stage (see training/stages.py)
 
 Preview = tuple[np.ndarray, np.ndarray, np.ndarray]  # image, truth, prediction
 

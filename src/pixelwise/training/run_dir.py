@@ -22,11 +22,19 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 
 from pixelwise.core.errors import ConfigError
-from pixelwise.training.state import has_state
+from pixelwise.core.files import recover_folder, remove_quietly
+from pixelwise.training import outputs
+from pixelwise.training.config import TrainConfig
+from pixelwise.training.state import TrainState, has_state, read_state
+
+# What a run's folder holds before it saved its first step: a fold or stage stopped then starts afresh.
+RECIPE_FILES = {"config.yaml", outputs.INFERRED_CLASSES, "plan.yaml"}
 
 
-def new_run_dir(out: str | None, resume: bool) -> Path:
-    """The run directory; never one that holds an earlier run unless resuming it."""
+def new_run_dir(out: str | None, resume: bool, owned: frozenset[str] = frozenset()) -> Path:
+    """The run directory; never one that holds an earlier run unless resuming it. ``owned``: names the folder
+    may hold already (the final stage of a staged run trains in the folder of the whole run, beside its
+    recipe and first stage)."""
     if out is None:
         if resume:
             raise ConfigError("--resume needs --out RUN_DIR (the run to continue)")
@@ -41,13 +49,14 @@ def new_run_dir(out: str | None, resume: bool) -> Path:
         if not has_state(run_dir / "last") and not (run_dir / "config.yaml").is_file():
             raise ConfigError(f"{run_dir}: no saved training state (last/state.pt) to resume; "
                               "train without --resume to start a new run")
-    elif run_dir.exists() and any(run_dir.iterdir()):
+    elif run_dir.exists() and any(p.name not in owned for p in run_dir.iterdir()):
         raise ConfigError(f"{run_dir}: folder already holds files (an earlier run?); choose another --out, "
                           "or pass --resume to continue that run")
     return run_dir
 
 
-def agreed_run_dir(accelerator: Accelerator, out: str | None, resume: bool) -> Path:
+def agreed_run_dir(accelerator: Accelerator, out: str | None, resume: bool,
+                   owned: frozenset[str] = frozenset()) -> Path:
     """The run folder, chosen by rank 0 and told to every process, its refusal included.
 
     Each process deciding alone would race: a slow one would find the folder rank 0 just filled
@@ -56,7 +65,7 @@ def agreed_run_dir(accelerator: Accelerator, out: str | None, resume: bool) -> P
     answer: list[str | None] = [None, None]  # the folder, or the ConfigError message
     if accelerator.is_main_process:
         try:
-            answer[0] = str(new_run_dir(out, resume))
+            answer[0] = str(new_run_dir(out, resume, owned))
         except ConfigError as e:
             answer[1] = str(e)
     if accelerator.num_processes > 1:
@@ -64,3 +73,41 @@ def agreed_run_dir(accelerator: Accelerator, out: str | None, resume: bool) -> P
     if answer[1] is not None:
         raise ConfigError(answer[1])
     return Path(str(answer[0]))
+
+
+def run_progress(run: TrainConfig) -> str:
+    """Where the run in ``run.out`` stands: ``"new"`` (no step saved yet), ``"unfinished"`` (``--resume``
+    continues it) or ``"finished"`` (it has its best checkpoint, and its saved state has nothing left to train)."""
+    folder = Path(str(run.out))
+    if not has_state(folder / "last"):
+        return "new"
+    done = (folder / outputs.BEST_CHECKPOINT).is_file() and training_done(read_state(folder / "last"), run)
+    return "finished" if done else "unfinished"
+
+
+def training_done(state: TrainState, config: TrainConfig) -> bool:
+    """Whether a run whose saved state is ``state`` stopped for good, by the trainer's own stop rules.
+
+    The state does not record why a run stopped; a state saved mid-epoch is an interruption, and one saved
+    at the end of an epoch is final when the epochs, the time budget or the patience had run out.
+    """
+    if state.step_in_epoch:
+        return False
+    budget = config.time_budget_seconds
+    return ((config.epochs is not None and state.epoch >= config.epochs)
+            or (budget is not None and state.elapsed >= budget)
+            or (config.patience is not None and state.stale >= config.patience))
+
+
+def clear_unstarted(folder: Path) -> None:
+    """Remove the recipe files a run (a fold, a stage) wrote before it saved a step, so that it can start
+    again; anything else in the folder is not the trainer's to delete, and is refused."""
+    if not folder.is_dir():
+        return
+    recover_folder(folder / "last")  # a save killed before it finished leaves a hidden partial folder: not a run
+    names = {p.name for p in folder.iterdir()}
+    if names - RECIPE_FILES:
+        raise ConfigError(f"{folder}: holds {', '.join(sorted(names - RECIPE_FILES))} but no training state "
+                          "to resume; move it away to train this run again")
+    for name in names:
+        remove_quietly(folder / name)

@@ -112,7 +112,7 @@ def _state_from(fields: dict[str, Any]) -> TrainState:
 
 def read_state(folder: Path) -> TrainState:
     """The counters and history saved in ``folder`` (a run's ``last/``), without a model to load them into:
-    enough to tell where a run stands (see :func:`pixelwise.training.folds.fold_progress`)."""
+    enough to tell where a run stands (see :func:`pixelwise.training.run_dir.run_progress`)."""
     try:
         payload = torch.load(current_folder(folder) / "state.pt", map_location="cpu", weights_only=True)
         return _state_from(payload["state"])

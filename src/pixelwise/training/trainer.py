@@ -53,7 +53,7 @@ from pixelwise.training.finetune import set_encoder_frozen
 from pixelwise.training.losses import build_loss
 from pixelwise.training.model_setup import build_model_and_optimizer
 from pixelwise.training.report import write_report_or_warn
-from pixelwise.training.run_dir import agreed_run_dir
+from pixelwise.training.run_dir import RECIPE_FILES, agreed_run_dir
 from pixelwise.training.save_schedule import SaveSchedule
 from pixelwise.training.schedule import lr_factor, training_progress
 from pixelwise.training.state import TrainState, has_state, load_state, save_state
@@ -103,10 +103,16 @@ class Trainer:
     total_steps: int | None
     best_metrics: dict[str, Any]  # of this session; every process has them (they are all-reduced)
 
-    def __init__(self, config: TrainConfig, resume: bool = False, plan: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, config: TrainConfig, resume: bool = False, plan: list[dict[str, Any]] | None = None,
+                 stage_of: TrainConfig | None = None) -> None:
         self.config = config
         self.resume = resume
         self.plan = plan  # the planner's records, when the recipe was planned (written to plan.yaml)
+        # A stage of a staged run (training/stages.py): --resume continues the whole run. Its final stage
+        # trains in the whole run's folder, beside the first stage, and writes the whole recipe as config.yaml.
+        self.whole_run = Path(str(stage_of.out)) if stage_of is not None else None
+        final_stage = stage_of is not None and Path(str(config.out)) == self.whole_run
+        self.recipe = stage_of if final_stage and stage_of is not None else config
         if config.data is None:
             raise ConfigError("no --data given; point it at a dataset folder (or run `pixelwise demo`)")
         device = resolve_device(config.device)
@@ -115,7 +121,8 @@ class Trainer:
         self.device = self.accelerator.device
         self.channels_last = config.channels_last if config.channels_last is not None else self.precision != "fp32"
         self.is_main = self.accelerator.is_main_process
-        self.run_dir = agreed_run_dir(self.accelerator, config.out, resume)
+        owned = frozenset({outputs.STAGE_1, *RECIPE_FILES}) if final_stage else frozenset()
+        self.run_dir = agreed_run_dir(self.accelerator, config.out, resume, owned)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -201,7 +208,7 @@ class Trainer:
         if not self.resume:
             if self.is_main:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
-                outputs.write_config(self.run_dir, self.config,
+                outputs.write_config(self.run_dir, self.recipe,
                                      self.data.classes if self.data.index.classes_inferred else None, self.plan)
             return TrainState()
         state = load_state(self.run_dir / "last", self.raw_model, self.optimizer, self.ema)
@@ -356,7 +363,7 @@ class Trainer:
         self.state.elapsed = self.clock.local()
         self._save_last()
         self.log(f"interrupted: training state saved in {self.run_dir / 'last'}; "
-                 f"continue with: pixelwise train --out {self.run_dir} --resume")
+                 f"continue with: pixelwise train --out {self.whole_run or self.run_dir} --resume")
 
 
     def _save_last(self) -> None:
@@ -366,7 +373,9 @@ class Trainer:
         self.saves.saved()
 
 
-def train(config: TrainConfig, resume: bool = False, plan: list[dict[str, Any]] | None = None) -> TrainResult:
+def train(config: TrainConfig, resume: bool = False, plan: list[dict[str, Any]] | None = None,
+          stage_of: TrainConfig | None = None) -> TrainResult:
     """Train as the recipe says; returns where the run is and its best validation metrics. ``plan``: the
-    planner's records when the recipe was planned (see :mod:`pixelwise.training.plan_dataset`)."""
-    return Trainer(config, resume, plan).fit()
+    planner's records when the recipe was planned (see :mod:`pixelwise.training.plan_dataset`). ``stage_of``:
+    the whole recipe, when this is the final stage of a staged run (see :mod:`pixelwise.training.stages`)."""
+    return Trainer(config, resume, plan, stage_of).fit()
