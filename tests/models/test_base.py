@@ -14,7 +14,7 @@ import pixelwise.models
 from pixelwise.core.errors import ConfigError
 from pixelwise.core.registry import Registry
 from pixelwise.models import registry
-from pixelwise.models.base import SegmentationModel
+from pixelwise.models.base import SegmentationModel, logits_at_size
 from pixelwise.models.deeplab import DeepLabV3Plus
 from pixelwise.models.unet import UNet
 
@@ -110,3 +110,23 @@ def test_deeplab_logits_are_upsampled_from_stride_four():
         assert model.forward_padded(torch.zeros(1, 3, 64, 96)).shape == (1, 2, 16, 24)
         assert model(torch.zeros(1, 3, 50, 70)).shape == (1, 2, 50, 70)
 
+
+
+@pytest.mark.parametrize(("logits_size", "image_size", "out_size"), [
+    ((11, 352, 480), (352, 480), (360, 480)),  # a 352x480 model's logits back to a CamVid frame
+    ((11, 544, 720), (540, 720), (360, 480)),  # padded, predicted enlarged 1.5x, back to the frame
+    ((3, 10, 12), (8, 9), (16, 18)),
+    ((4, 30, 40), (30, 40), (90, 1)),
+])
+def test_logits_at_size_resizes_as_torchs_bilinear(logits_size, image_size, out_size):
+    """On the CPU OpenCV resizes the logits (faster, GIL released): the same values as F.interpolate's
+    bilinear, the same argmax; a tensor needing gradients (or a GPU's) takes torch's own path."""
+    logits = torch.randn(*logits_size, generator=torch.Generator().manual_seed(0))
+    fast = logits_at_size(logits, image_size, out_size)
+    cropped = logits[None, :, : image_size[0], : image_size[1]]
+    expected = F.interpolate(cropped, size=out_size, mode="bilinear", align_corners=False)[0]
+    assert fast.shape == expected.shape and fast.dtype == torch.float32
+    assert torch.allclose(fast, expected, atol=1e-3)
+    assert torch.equal(fast.argmax(0), expected.argmax(0))
+    graded = logits_at_size(logits.clone().requires_grad_(), image_size, out_size)
+    assert graded.requires_grad and torch.allclose(graded.detach(), expected)

@@ -10,6 +10,7 @@ import yaml
 
 from pixelwise.data.fingerprint import ClassStats, Fingerprint
 from pixelwise.testing import run_cli
+from pixelwise.training.config import TrainConfig
 from pixelwise.training.plan import ENCODERS, MachineFacts, make_plan
 from pixelwise.training.plan_dataset import plan_dataset
 
@@ -146,6 +147,21 @@ def test_train_plans_without_a_recipe_and_records_planned_and_given(tiny_data, t
     config = (run / "config.yaml").read_text()
     assert "img_size:" in config and "# given" in config and "# planned:" in config
     assert yaml.safe_load((run / "plan.yaml").read_text())[0]["key"]
+
+
+def test_shrunk_whole_frames_finish_their_budget_at_their_own_size():
+    """A quarter of the budget on frames at their own size, in batches of the same pixels, at half the lr; none
+    when the frames train at their own size already, are cropped, or too few native epochs would fit."""
+    shrunk = make_plan(fingerprint(), machine(), 3600)  # 360x480 trained at 240x320: ~4 native epochs fit
+    assert shrunk.value("final_stage") == {"img_size": "360x480", "share": 0.25, "batch_size": 4, "lr_scale": 0.5}
+    assert shrunk.value("predict_scale") == 1.5  # the native frame, enlarged as far as the zoom went
+    assert TrainConfig(**shrunk.recipe()).final_stage.img_size == (360, 480)  # a recipe train reads
+    assert make_plan(fingerprint(), machine(speed=2.0), 3600).value("final_stage") is None  # native already
+    assert make_plan(fingerprint(), machine(), 1200).value("final_stage") is None  # ~1.4 native epochs
+    roads = [ClassStats("bg", 0.9, 1.0, 60.0, 200.0, 1e5), ClassStats("road", 0.1, 1.0, 3.0, 4.0, 1e4)]
+    assert make_plan(fingerprint(n=20, size=(2000, 3000), classes=roads), machine(speed=0.4),
+                     3600).value("final_stage") is None  # crops
+    assert make_plan(fingerprint(), machine(), 3600, given={"final_stage": None}).value("final_stage") is None
 
 
 def test_rare_class_crops_for_imbalanced_many_class_data_only():
