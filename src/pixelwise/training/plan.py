@@ -74,6 +74,10 @@ LOVASZ_GAIN = "72.9% val mIoU in the CPU hour against 67.2% without; +4.6 at equ
 # of the budget, at half the lr. On CamVid (45 min at 240x320, 15 at 360x480 in batches of 4) pole IoU rose to
 # 25.7 from 20.1 (README "CamVid"). Fewer than FINAL_MIN_EPOCHS passes at full size teach little.
 FINAL_SHARE = 0.25
+# Pixels per training batch on a CPU: a batch of 8 CamVid frames at 360x480 (1.4 Mpx) trained 4.3 images/s against
+# 6.4 in batches of 4, while 8 frames at 240x320 (this many pixels) were faster than 4 (15.0 against 13.2 images/s;
+# the training step alone, bf16, 2-core EPYC). The planner's speed probe (4 images of 256x256) stays below it.
+CPU_BATCH_PIXELS = 8 * 240 * 320
 FINAL_LR_SCALE = 0.5
 FINAL_MIN_EPOCHS = 4
 
@@ -260,18 +264,27 @@ def plan_crop(plan: Plan, machine: MachineFacts) -> None:
                                 f"{CROP}x{CROP} crop: trained on random crops, {how}")
 
 
-@register_rule("batch_size")
-def plan_batch_size(plan: Plan, machine: MachineFacts) -> None:
-    """8 images a step where memory allows (training activations take ~3 KB per pixel in fp32); fewer for
-    small datasets (an epoch should hold about 10 steps), but 4 at least while memory allows: BatchNorm's
-    statistics get noisy below that."""
-    h, w = plan.value("crop_size") or plan.value("img_size") or plan.fingerprint.median_size
+def batch_for(plan: Plan, machine: MachineFacts, size: tuple[int, int]) -> tuple[int, str]:
+    """Images per step at ``size`` (see :func:`plan_batch_size`) and why."""
+    h, w = size
     per_image_gib = h * w * 3000 / 2**30
     by_memory = int(0.25 * machine.ram_gib / per_image_gib)
     n = plan.fingerprint.num_images
-    batch = max(2, min(8, by_memory, max(4, n // 10)))
-    plan.set("batch_size", batch, f"{per_image_gib:.2f} GiB of activations per {h}x{w} image, "
-                                  f"{machine.ram_gib:.0f} GiB of memory; {n} images")
+    by_cache = max(4, CPU_BATCH_PIXELS // (h * w)) if machine.device == "cpu" else 8
+    batch = max(2, min(8, by_memory, max(4, n // 10), by_cache))
+    why = (f"{per_image_gib:.2f} GiB of activations per {h}x{w} image, {machine.ram_gib:.0f} GiB of memory; {n} "
+           "images" + ("; larger batches miss a CPU's caches" if by_cache < 8 and batch == by_cache else ""))
+    return batch, why
+
+
+@register_rule("batch_size")
+def plan_batch_size(plan: Plan, machine: MachineFacts) -> None:
+    """8 images a step where memory allows (training activations take ~3 KB per pixel in fp32); fewer for
+    small datasets (an epoch should hold about 10 steps) and, on a CPU, for batches of more than
+    CPU_BATCH_PIXELS (they miss the caches), but 4 at least while memory allows: BatchNorm's statistics get
+    noisy below that."""
+    size = plan.value("crop_size") or plan.value("img_size") or plan.fingerprint.median_size
+    plan.set("batch_size", *batch_for(plan, machine, size))
 
 
 @register_rule("loss")
@@ -353,7 +366,7 @@ def plan_predict_scale(plan: Plan, machine: MachineFacts) -> None:
 @register_rule("final_stage")
 def plan_final_stage(plan: Plan, machine: MachineFacts) -> None:
     """Whole frames shrunk for training finish on frames at their own size: the last FINAL_SHARE of the budget,
-    from the best shrunk weights, in batches of about the same pixels (more per step miss the CPU's caches:
+    from the best shrunk weights, in the batch size the batch rule gives that size (on a CPU, fewer images:
     CamVid's native frames trained 6.4 images/s in batches of 4, 4.3 in batches of 8). The model then knows the
     sharp frame, and is fed it enlarged as far as its zoom augmentation went. Only when both stages keep enough
     epochs: the first MIN_EPOCHS, the final FINAL_MIN_EPOCHS."""
@@ -362,18 +375,17 @@ def plan_final_stage(plan: Plan, machine: MachineFacts) -> None:
         return
     fixed = any(plan.choices.get(k) and plan.choices[k].source == "given" for k in ("model", "encoder"))
     speed = machine.speeds[GIVEN if fixed else (plan.value("encoder") or SCRATCH)]
-    (h, w), batch = fp.median_size, plan.value("batch_size") or 8
+    h, w = fp.median_size
     first = epochs_at(fp, speed, size, plan.budget_s * (1 - FINAL_SHARE))
     final = epochs_at(fp, speed, (h, w), plan.budget_s * FINAL_SHARE)
     if first < MIN_EPOCHS or final < FINAL_MIN_EPOCHS:
         return
-    by_memory = int(0.25 * machine.ram_gib / (h * w * 3000 / 2**30))  # as the batch-size rule counts memory
-    final_batch = max(2, min(by_memory, round(batch * size[0] * size[1] / (h * w))))
+    final_batch = batch_for(plan, machine, (h, w))[0]
     plan.set("final_stage", {"img_size": f"{h}x{w}", "share": FINAL_SHARE, "batch_size": final_batch,
                              "lr_scale": FINAL_LR_SCALE},
              f"frames shrunk {h / size[0]:.2f}x: the last {100 * FINAL_SHARE:.0f}% of the budget (~{final:.0f} "
              f"epochs) on frames at their own {h}x{w}, from the best {size[0]}x{size[1]} weights, lr x "
-             f"{FINAL_LR_SCALE:g}, in batches of {final_batch} (the pixels of {batch} small frames)")
+             f"{FINAL_LR_SCALE:g}, in batches of {final_batch}")
     augment = plan.value("augment") or {}
     top_zoom = (augment.get("scale") or (1.0, 1.0))[1] if isinstance(augment, dict) else 1.0
     if top_zoom >= 1.1:
