@@ -156,7 +156,12 @@ def test_shrunk_whole_frames_finish_their_budget_at_their_own_size():
     assert shrunk.value("final_stage") == {"img_size": "360x480", "share": 0.25, "batch_size": 4, "lr_scale": 0.5}
     assert shrunk.value("predict_scale") == 1.5  # the native frame, enlarged as far as the zoom went
     assert TrainConfig(**shrunk.recipe()).final_stage.img_size == (360, 480)  # a recipe train reads
-    assert make_plan(fingerprint(), machine(speed=2.0), 3600).value("final_stage") is None  # native already
+    native = make_plan(fingerprint(), machine(speed=2.0), 3600)
+    assert native.value("final_stage") is None  # native already...
+    assert native.value("batch_size") == 4  # ...in batches of 4 on a CPU: 8 native frames a step miss its caches
+    gpu = machine(speed=2.0)
+    gpu.device = "cuda"
+    assert make_plan(fingerprint(), gpu, 3600).value("batch_size") == 8
     assert make_plan(fingerprint(), machine(), 1200).value("final_stage") is None  # ~1.4 native epochs
     roads = [ClassStats("bg", 0.9, 1.0, 60.0, 200.0, 1e5), ClassStats("road", 0.1, 1.0, 3.0, 4.0, 1e4)]
     assert make_plan(fingerprint(n=20, size=(2000, 3000), classes=roads), machine(speed=0.4),
