@@ -26,7 +26,6 @@ that finished, continues the one that was interrupted and starts the rest. RUN h
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ from pixelwise.training.distributed import is_main_process, log
 from pixelwise.training.evaluate import evaluate_checkpoint, score_samples
 from pixelwise.training.plan import Plan
 from pixelwise.training.plan_dataset import DEFAULT_BUDGET, planned_config
-from pixelwise.training.run_dir import clear_unstarted, new_run_dir, run_progress
+from pixelwise.training.run_dir import check_runs_recipe, clear_unstarted, new_runs_dir, run_progress
 from pixelwise.training.stages import train_in_stages
 from pixelwise.training.trainer import TrainResult, train
 
@@ -155,19 +154,10 @@ def folds_run_dir(config: TrainConfig, resume: bool, plan: list[dict[str, Any]] 
                               "train without --resume to start one")
         check_same_folds(Path(config.out), config)
         return Path(config.out)
-    if config.data is None:
-        raise ConfigError("no --data given; point it at a dataset folder (or run `pixelwise demo`)")
-    if config.out is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # Each process would name its own folder after the time it reads, which may differ by a second.
-        raise ConfigError("a distributed cross-validation needs --out RUN, the folder every process writes to")
-    index = open_dataset(config.data, config.format, config.classes)
+    check_runs_recipe(config, "cross-validation")
+    index = open_dataset(str(config.data), config.format, config.classes)
     fold_split(index.split(config.train_split), fold_count(config), 0, config.seed)  # enough images?
-    if not is_main_process():
-        return Path(str(config.out))  # the first process checks and writes it; the others would race it
-    run_dir = new_run_dir(config.out, resume=False)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    outputs.write_config(run_dir, config.model_copy(update={"out": str(run_dir)}), None, plan)
-    return run_dir
+    return new_runs_dir(config, plan)
 
 
 def check_same_folds(run_dir: Path, config: TrainConfig) -> None:

@@ -15,8 +15,10 @@ refused: True
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
+from typing import Any
 
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
@@ -25,6 +27,7 @@ from pixelwise.core.errors import ConfigError
 from pixelwise.core.files import recover_folder, remove_quietly
 from pixelwise.training import outputs
 from pixelwise.training.config import TrainConfig
+from pixelwise.training.distributed import is_main_process
 from pixelwise.training.state import TrainState, has_state, read_state
 
 # What a run's folder holds before it saved its first step: a fold or stage stopped then starts afresh.
@@ -111,3 +114,25 @@ def clear_unstarted(folder: Path) -> None:
                           "to resume; move it away to train this run again")
     for name in names:
         remove_quietly(folder / name)
+
+
+def check_runs_recipe(config: TrainConfig, what: str) -> None:
+    """Refuse a run made of runs (``what``: a cross-validation, a staged run) that cannot start: no data, or
+    several processes with no --out to agree on."""
+    if config.data is None:
+        raise ConfigError("no --data given; point it at a dataset folder (or run `pixelwise demo`)")
+    if config.out is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Each process would name its own folder after the time it reads, which may differ by a second.
+        raise ConfigError(f"a distributed {what} needs --out RUN, the folder every process writes to")
+
+
+def new_runs_dir(config: TrainConfig, plan: list[dict[str, Any]] | None) -> Path:
+    """RUN of a new run made of runs (a cross-validation's folds, a staged run's stages), holding its whole
+    recipe (and the planner's records), which ``--resume`` reads back. Call it once the data is checked, so
+    that a recipe that cannot train leaves no folder behind."""
+    if not is_main_process():
+        return Path(str(config.out))  # the first process checks and writes it; the others would race it
+    run_dir = new_run_dir(config.out, resume=False)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    outputs.write_config(run_dir, config.model_copy(update={"out": str(run_dir)}), None, plan)
+    return run_dir

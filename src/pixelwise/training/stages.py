@@ -25,7 +25,6 @@ its own validation, at its own size. ``--resume`` continues the stage that was i
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from pixelwise.data.formats import open_dataset
 from pixelwise.training import outputs
 from pixelwise.training.config import TrainConfig, seconds_text
 from pixelwise.training.distributed import is_main_process, log
-from pixelwise.training.run_dir import clear_unstarted, new_run_dir, run_progress
+from pixelwise.training.run_dir import check_runs_recipe, clear_unstarted, new_runs_dir, run_progress
 from pixelwise.training.state import has_state
 from pixelwise.training.trainer import TrainResult, train
 
@@ -125,15 +124,6 @@ def staged_run_dir(config: TrainConfig, resume: bool, plan: list[dict[str, Any]]
             raise ConfigError(f"{config.out}: no staged run to resume here (no config.yaml); train without "
                               "--resume to start one")
         return Path(config.out)
-    if config.data is None:
-        raise ConfigError("no --data given; point it at a dataset folder (or run `pixelwise demo`)")
-    if config.out is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # Each process would name its own folder after the time it reads, which may differ by a second.
-        raise ConfigError("a distributed staged run needs --out RUN, the folder every process writes to")
-    open_dataset(config.data, config.format, config.classes)  # a readable dataset, before any folder is made
-    if not is_main_process():
-        return Path(str(config.out))  # the first process checks and writes it; the others would race it
-    run_dir = new_run_dir(config.out, resume=False)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    outputs.write_config(run_dir, config.model_copy(update={"out": str(run_dir)}), None, plan)
-    return run_dir
+    check_runs_recipe(config, "staged run")
+    open_dataset(str(config.data), config.format, config.classes)  # a readable dataset, before any folder is made
+    return new_runs_dir(config, plan)
