@@ -119,3 +119,16 @@ def test_the_stages_share_the_budget_and_the_final_one_refines(tmp_path):
 def test_bad_final_stages_are_one_line_errors(change, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, **{"data": "d", "final_stage": {"img_size": 64}, **change})
+
+
+def test_a_final_fit_in_stages_keeps_each_stages_last_epoch(tiny_data, tmp_path):
+    """configs/camvid-trainval.yaml: both stages train on train + val, and each keeps its last epoch (val cannot
+    choose one); the final stage starts from stage 1's last epoch."""
+    result = train_in_stages(recipe(tiny_data, tmp_path / "run", final_fit=True))
+    run = tmp_path / "run"
+    for folder, epochs in ((run / "stage_1", 3), (run, 1)):
+        rows = list(csv.DictReader((folder / "metrics.csv").open()))
+        assert len(rows) == epochs
+        assert load_checkpoint(folder / "best.safetensors")[1].extra["epoch"] == epochs  # the last, whatever val says
+        assert yaml.safe_load((folder / "config.yaml").read_text())["final_fit"] is True
+    assert result.epochs_done == 1 and result.stop_reason == "epochs done"
