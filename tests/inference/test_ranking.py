@@ -129,7 +129,8 @@ def test_rank_images_scores_the_predictors_probabilities(checkpoints, images, tm
         if by == "entropy":  # the very map predict --save-uncertainty writes
             assert np.array_equal(saved, uncertainty_image(probs, "entropy"))
         else:
-            assert np.abs(saved - SCORES.get("margin")(torch.from_numpy(probs)[None]).numpy() * 255).max() <= 0.5
+            # Rounded to 8 bits: half a step apart at most, plus float noise (a value at x.5 may round either way).
+            assert np.abs(saved - SCORES.get("margin")(torch.from_numpy(probs)[None]).numpy() * 255).max() <= 0.501
     assert [r.image for r in ranked] == sorted(images, key=lambda p: -expected[p])
     assert [r.scores[by] for r in ranked] == pytest.approx(sorted(expected.values(), reverse=True), abs=1e-6)
     assert len(set(expected.values())) == len(images)  # the order above is not the input order by accident
