@@ -101,8 +101,9 @@ class OpenVinoBackend(Backend):
 
         return _whole_batches(self._run_images(images()), sizes)
 
-    def _run_images(self, images: Iterator[torch.Tensor]) -> Generator[torch.Tensor, None, None]:
-        """The logits of each ``(1, C, H, W)`` image, in order, from asynchronous infer requests.
+    def _run_images(self, images: Iterator[torch.Tensor]) -> Generator[np.ndarray, None, None]:
+        """The logits of each ``(1, C, H, W)`` image, in order, from asynchronous infer requests: each a view of
+        its request's output, valid until this generator resumes (the request then takes another image).
 
         The request a new image needs is always the one that started longest ago, whose result is handed
         over first, which keeps the results in order.
@@ -129,26 +130,32 @@ class OpenVinoBackend(Backend):
                 request.wait()
 
 
-def _whole_batches(image_logits: Generator[torch.Tensor, None, None], sizes: deque[int]) -> Iterator[torch.Tensor]:
-    """``image_logits`` (one image each) concatenated back into batches of ``sizes``, taken from its left.
+def _whole_batches(image_logits: Generator[np.ndarray, None, None], sizes: deque[int]) -> Iterator[torch.Tensor]:
+    """``image_logits`` (one image each) copied into batches of ``sizes``, taken from its left.
 
-    >>> ones = (torch.ones(1, 2) for _ in range(3))
+    Each image's logits are copied once, straight into their place in the batch: they may be a view of an infer
+    request's output, which the request overwrites once ``image_logits`` resumes.
+
+    >>> ones = (np.ones((1, 2), np.float32) for _ in range(3))
     >>> [tuple(batch.shape) for batch in _whole_batches(ones, deque([2, 1]))]
     [(2, 2), (1, 2)]
     """
-    done: list[torch.Tensor] = []
+    batch, done = None, 0
     try:
         for logits in image_logits:
-            done.append(logits)
-            if len(done) == sizes[0]:
+            if batch is None:
+                batch = torch.empty((sizes[0], *logits.shape[1:]), dtype=torch.float32)
+            batch[done].copy_(torch.from_numpy(logits)[0])
+            done += 1
+            if done == sizes[0]:
                 sizes.popleft()
-                yield torch.cat(done)
-                done = []
+                yield batch
+                batch, done = None, 0
     finally:  # the caller stopped early: the requests still running are waited for now, not at garbage collection
         image_logits.close()
 
 
-def _result(request: Any, array: np.ndarray) -> torch.Tensor:
-    """The finished ``request``'s logits, copied out of it (the request is reused for a later image)."""
+def _result(request: Any, array: np.ndarray) -> np.ndarray:
+    """The finished ``request``'s ``(1, C, H, W)`` logits: a view of its output, valid until it runs again."""
     request.wait()
-    return torch.from_numpy(np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True))
+    return request.get_output_tensor(0).data
