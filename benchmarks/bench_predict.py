@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from bench_common import (
@@ -42,7 +43,7 @@ from bench_common import (
 from PIL import Image
 
 from pixelwise.core.constants import IMAGENET_MEAN, IMAGENET_STD
-from pixelwise.core.device import resolve_precision, resolve_workers
+from pixelwise.core.device import resolve_precision, resolve_workers, torch_threads
 from pixelwise.core.machine import machine_facts
 from pixelwise.core.optional import is_installed
 from pixelwise.data.io import read_image
@@ -51,8 +52,9 @@ from pixelwise.data.transforms import eval_transform, normalize
 from pixelwise.inference.backends import AUTO_OPENVINO_MIN_IMAGES
 from pixelwise.inference.compare import compare_with_runtime
 from pixelwise.inference.export import export_checkpoint, export_onnx, export_openvino
-from pixelwise.inference.predictor import Predictor
+from pixelwise.inference.predictor import Predictor, class_ids
 from pixelwise.models import create_model
+from pixelwise.models.base import logits_at_size
 from pixelwise.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 
 SIZE = (352, 480)  # (height, width): CamVid's 360x480 rounded down to the networks' multiple of 32
@@ -347,6 +349,7 @@ def fair_peer(data: str, n_images: int, repeats: int, checkpoint: str | None = N
                                                                          strict=True)])),
              "sequential_identical": all(np.array_equal(a, b) for a, b in zip(
                  labels["pixelwise"], labels["pixelwise sequential"], strict=True)),
+             "label_ms": label_step_ms(meta.classes.num_classes),
              **{k: v for k, v in machine_facts().items() if k in ("cpu", "cores", "avx512_bf16", "avx512_vnni", "amx")}}
     fmt = {name: f"{v:.2f} img/s" for name, v in ips.items()}
     rows = [row(PEER_ROW, f"{fmt['peer']} (OpenVINO THROUGHPUT hint, AsyncInferQueue, {facts['peer_precision']})",
@@ -355,6 +358,19 @@ def fair_peer(data: str, n_images: int, repeats: int, checkpoint: str | None = N
             row(PIPELINE_ROW, f"{fmt['pixelwise sequential']} (decode, model, labels in turn)",
                 f"{fmt['pixelwise']} (pipelined)", ips["pixelwise"] / ips["pixelwise sequential"])]
     return {"rows": rows, "facts": facts, "notes": [peer_note(facts)]}
+
+
+def label_step_ms(classes: int) -> dict[str, float]:
+    """Milliseconds, one torch thread, from one image's ``(classes, 352, 480)`` logits to its 360x480 labels:
+    pixelwise's (logits resized, then class ids) and the peer's (argmax, then labels resized, nearest)."""
+    logits = torch.randn(classes, *SIZE)
+    array = logits.numpy()[None]
+    with torch_threads(1):
+        class_ids(logits_at_size(logits, SIZE, (360, 480)))  # warm-up
+        ours = median_time(lambda: class_ids(logits_at_size(logits, SIZE, (360, 480))), 20)
+    theirs = median_time(lambda: cv2.resize(array[0].argmax(0).astype(np.uint8), (480, 360),
+                                            interpolation=cv2.INTER_NEAREST), 20)
+    return {"pixelwise": 1e3 * ours, "peer": 1e3 * theirs}
 
 
 def time_in_turn(configs: dict, repeats: int) -> tuple[dict[str, list[float]], dict]:
@@ -382,7 +398,8 @@ def peer_note(f: dict) -> str:
             "decode, resize, normalise, argmax at the model's size, labels resized back (nearest). pixelwise "
             f"({f['pixelwise_precision']}) resizes the logits back before the argmax instead (smoother borders; "
             f"labels agree with the peer's on {100 * f['agreement']:.1f}% of pixels), one class plane at a time with "
-            "OpenCV: 1.8 ms per image against the peer's 5.0 ms (numpy argmax, nearest resize; 11x352x480, one core). "
+            f"OpenCV: {f['label_ms']['pixelwise']:.1f} ms per image against the peer's {f['label_ms']['peer']:.1f} ms "
+            "(numpy argmax, nearest resize; 11x352x480 logits to 360x480 labels, one core). "
             f"CPU: {f['cpu']}, {f['cores']} cores, with {cpu}. Pipelined and sequential labels identical: "
             f"{f['sequential_identical']}. Spread (img/s, slowest-fastest): "
             + "; ".join(f"{name} {lo:.2f}-{hi:.2f}" for name, (lo, hi) in f["spread"].items()) + ".")
@@ -394,9 +411,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-images", type=int, default=48,
                         help="images for rows 1m-1n (pipelines fill and drain: a few images would time mostly that)")
     parser.add_argument("--peer-only", action="store_true", help="only rows 1m-1n")
+    parser.add_argument("--no-peer", action="store_true", help="without rows 1m-1n (run_all times them apart)")
     args = parse_image_bench_args(parser, argv)
     result = {"rows": [], "facts": {}, "notes": []} if args.peer_only else measure(args.data, args.images, args.repeats)
-    peer = fair_peer(args.data, args.images if args.quick else args.peer_images, args.repeats, args.peer_checkpoint)
+    peer = {"rows": [], "facts": {}, "notes": []} if args.no_peer else fair_peer(
+        args.data, args.images if args.quick else args.peer_images, args.repeats, args.peer_checkpoint)
     result = {"rows": result["rows"] + peer["rows"], "facts": {**result["facts"], "fair_peer": peer["facts"]},
               "notes": result["notes"] + peer["notes"]}
     print_rows(result["rows"])

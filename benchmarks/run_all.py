@@ -6,8 +6,10 @@
 Rows, each pixelwise against a baseline measured side by side in the same run:
 
 1. predict images/s at 352x480 (bench_predict.py): defaults vs a plain smp loop and vs bare OpenVINO,
-   and every backend for the smp U-Net and pixelwise's classic U-Net; ``pixelwise predict`` as a whole process,
-   cold (no IR yet) and warm (the IR train writes), vs the plain smp loop's whole process (bench_predict_process.py);
+   and every backend for the smp U-Net and pixelwise's classic U-Net; pixelwise end to end vs the fair OpenVINO
+   script (openvino_peer.py) and pipelined vs sequential, in a process of their own (``--only peer``);
+   ``pixelwise predict`` as a whole process, cold (no IR yet) and warm (the IR train writes), vs the plain smp
+   loop's whole process (bench_predict_process.py);
    int8 models (NNCF) of three networks vs the plain loop and vs pixelwise's bf16, and the CPU's int8 peak
    (bench_int8.py);
 2. train images/s at 256x256, batch 8 (bench_train.py): pixelwise.train vs a plain smp + PyTorch loop;
@@ -53,7 +55,7 @@ from bench_common import (  # noqa: E402
 from bench_peak import bound_notes  # noqa: E402
 from bench_report import chart, markdown, update_report  # noqa: E402
 
-ROWS = ("predict", "process", "int8", "train", "colors", "cache", "tiled", "serve", "peak")
+ROWS = ("predict", "peer", "process", "int8", "train", "colors", "cache", "tiled", "serve", "peak")
 
 
 def run_module(script: str, args: list[str], name: str) -> dict:
@@ -115,8 +117,12 @@ def main(argv: list[str] | None = None) -> int:
           f"native bf16: {'yes' if info['torch_fast_bf16'] else 'no'}", flush=True)
     start, cpu_start = time.perf_counter(), cpu_seconds()
     steps = {
-        "predict": lambda: run_module("bench_predict.py", [*common, "--repeats", str(repeats)],
+        "predict": lambda: run_module("bench_predict.py", [*common, "--repeats", str(repeats), "--no-peer"],
                                       "1 predict 352x480"),
+        # Apart from row 1's: there pixelwise ran after the torch and onnxruntime rows in the same process and
+        # measured 0.94-0.95x the peer, alone 1.01-1.02x (2026-12-02, 2-core EPYC); each runs alone for a user.
+        "peer": lambda: run_module("bench_predict.py", [*common, "--repeats", str(repeats), "--peer-only"],
+                                   "1m predict fair OpenVINO peer"),
         "process": lambda: run_module("bench_predict_process.py", [*common, "--repeats", str(repeats)],
                                       "1h predict whole process"),
         "int8": lambda: run_module("bench_int8.py", [*common, "--repeats", str(repeats)], "1j predict int8"),
