@@ -375,13 +375,19 @@ def label_step_ms(classes: int) -> dict[str, float]:
 
 def time_in_turn(configs: dict, repeats: int) -> tuple[dict[str, list[float]], dict]:
     """Seconds of each configuration per repeat, all in turn within a repeat after one warm-up each; and each
-    one's output of the warm-up."""
+    one's output of the warm-up.
+
+    Each repeat starts one configuration further on (a, b, c; b, c, a; ...): whichever ran right after the
+    peer measured ~1.5% slower than the same configuration run again (2-core EPYC, 5 repeats), so no
+    configuration keeps one place.
+    """
     outputs = {name: fn() for name, fn in configs.items()}
     times: dict[str, list[float]] = {name: [] for name in configs}
+    names = list(configs)
     for r in range(repeats):
-        for name, fn in configs.items():
+        for name in names[r % len(names):] + names[: r % len(names)]:
             start = time.perf_counter()
-            fn()
+            configs[name]()
             times[name].append(time.perf_counter() - start)
         print(f"  peer repeat {r + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
               flush=True)
@@ -391,8 +397,9 @@ def time_in_turn(configs: dict, repeats: int) -> tuple[dict[str, list[float]], d
 def peer_note(f: dict) -> str:
     cpu = ", ".join(name for name in ("avx512_bf16", "avx512_vnni", "amx") if f[name]) or "neither AVX-512-BF16 nor AMX"
     return (f"Rows 1m-1n: {f['images']} CamVid val images, model {f['model']} at {f['size'][0]}x{f['size'][1]}, "
-            f"one IR for both, median of {f['repeats']} repeats run in turn after a warm-up. The fair peer is "
-            "benchmarks/openvino_peer.py, written from OpenVINO's documentation: `compile_model` with "
+            f"one IR for both, median of {f['repeats']} repeats run in turn (each repeat starting one further on) "
+            "after a warm-up. The fair peer is benchmarks/openvino_peer.py, written from OpenVINO's documentation: "
+            "`compile_model` with "
             f"PERFORMANCE_HINT THROUGHPUT ({f['peer_streams']} streams, OpenVINO's default precision: "
             f"{f['peer_precision']}), an AsyncInferQueue of {f['peer_requests']} requests with a callback, OpenCV "
             "decode, resize, normalise, argmax at the model's size, labels resized back (nearest). pixelwise "
